@@ -1,0 +1,54 @@
+import { loadStaticConfig } from '../config/static-load.js';
+import { startDemoRegions } from '../demo/regions.js';
+import { startMeridian } from '../main.js';
+import { createLogger, LOG_LEVELS } from '../observability/logger.js';
+import { parseFlags, START_FLAGS, UsageError } from './args.js';
+import { USAGE } from './help.js';
+
+/** `meridian start` and `meridian demo`: run until SIGTERM/SIGINT, then stop gracefully and exit 0. */
+export async function startCommand(argv: readonly string[], demo: boolean): Promise<number> {
+  const { values } = parseFlags(argv, START_FLAGS, { min: 0, max: 0 });
+  if (values.help === true) {
+    process.stdout.write(demo ? USAGE.demo ?? '' : USAGE.start ?? '');
+    return 0;
+  }
+  const level = values['log-level'] ?? process.env.MERIDIAN_LOG_LEVEL ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const config = await loadStaticConfig(values.config, {
+    listen: values.listen,
+    admin: values.admin,
+    routes: values.routes,
+    etcd: values.etcd,
+    etcdPrefix: values['etcd-prefix'],
+    dnsListen: values['dns-listen'],
+    nodeName: values['node-name'],
+    region: values.region,
+  });
+  const logger = createLogger(level);
+  const regions = demo ? await startDemoRegions(config.store.file as string, logger) : null;
+  let meridian;
+  try {
+    meridian = await startMeridian(config, { logger });
+  } catch (err) {
+    await regions?.close();
+    throw err;
+  }
+  await new Promise<void>((resolve) => {
+    let signals = 0;
+    const stop = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: exiting without waiting');
+        process.exit(1);
+      }
+      logger.info({ signal }, 'signal received');
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  await meridian.close();
+  await regions?.close();
+  return 0;
+}
+

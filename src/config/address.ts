@@ -1,0 +1,46 @@
+import { isIP } from 'node:net';
+
+/** A host and port, as written in `listen` settings and endpoint addresses. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/i;
+
+/**
+ * Parses `host:port`, `[v6]:port` or `:port` (all interfaces).
+ * Returns an error message instead of throwing so schemas can report it in place.
+ */
+export function parseHostPort(text: string, options: { allowEmptyHost: boolean }): HostPort | string {
+  let host: string;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0 || text[close + 1] !== ':') return `"${text}" is not "[ipv6]:port"`;
+    host = text.slice(1, close);
+    portText = text.slice(close + 2);
+    if (isIP(host) !== 6) return `"${host}" is not an IPv6 address`;
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0) return `"${text}" has no port (expected host:port)`;
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(':')) return `"${text}": write IPv6 addresses in brackets, as [::1]:8080`;
+    if (host === '') {
+      if (!options.allowEmptyHost) return `"${text}" has no host`;
+    } else if (isIP(host) === 0 && !HOSTNAME.test(host)) {
+      return `"${host}" is not a valid host name or IP address`;
+    }
+  }
+  if (!/^\d{1,5}$/.test(portText)) return `"${portText}" is not a port number`;
+  const port = Number(portText);
+  const minPort = options.allowEmptyHost ? 0 : 1;
+  if (port < minPort || port > 65535) return `port ${port} is out of range ${minPort}-65535`;
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+/** Formats a host and port back into `host:port`, bracketing IPv6 literals. */
+export function formatHostPort({ host, port }: HostPort): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { durationMs, ipLiteral, location, objectName, positiveDurationMs, upstreamAddress, weight } from './primitives.js';
+
+const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name')
+  .transform((name) => name.toLowerCase());
+
+const cookieName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a cookie name');
+
+/** A route host: exact (`api.example.com`) or a leading wildcard (`*.example.net`); lowercased. */
+const routeHost = z
+  .string()
+  .regex(
+    /^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,62})\.)*[a-z0-9_]([a-z0-9_-]{0,62})\.?$/i,
+    'expected a host name such as api.example.com or *.example.net',
+  )
+  .transform((host) => host.toLowerCase().replace(/\.$/, ''));
+
+/** One region of the routing table. */
+export const regionSchema = z.strictObject({
+  location,
+  countries: z.array(z.string().regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 code such as IE')).default([]),
+  drain: z.boolean().default(false),
+  edge: z
+    .strictObject({ ipv4: z.array(ipLiteral(4)).default([]), ipv6: z.array(ipLiteral(6)).default([]) })
+    .prefault({}),
+});
+
+const endpointObject = z.strictObject({
+  address: upstreamAddress,
+  weight: weight.min(1).default(1),
+  drain: z.boolean().default(false),
+});
+
+/** An endpoint: `"host:port"` or `{ address, weight, drain }`. */
+const endpointSchema = z.union([upstreamAddress.transform((address) => ({ address, weight: 1, drain: false })), endpointObject]);
+
+const healthCheckSchema = z.strictObject({
+  path: z.string().startsWith('/', 'must start with "/"').default('/healthz'),
+  interval: positiveDurationMs.default(5_000),
+  timeout: positiveDurationMs.default(2_000),
+  healthyThreshold: z.int().min(1).max(100).default(2),
+  unhealthyThreshold: z.int().min(1).max(100).default(3),
+});
+
+const splitSchema = z.strictObject({
+  weights: z.record(objectName, weight),
+  sticky: z
+    .union([z.strictObject({ cookie: cookieName }), z.strictObject({ header: headerName })], {
+      error: 'expected { cookie: NAME } or { header: NAME }',
+    })
+    .optional(),
+  override: z.strictObject({ header: headerName }).optional(),
+});
+
+const versionSchema = z.strictObject({
+  endpoints: z.record(objectName, z.array(endpointSchema)),
+});
+
+/** One service of the routing table. */
+export const serviceSchema = z.strictObject({
+  steering: z.enum(['nearest', 'latency', 'failover', 'weighted']).default('nearest'),
+  failover: z.array(objectName).optional(),
+  regionWeights: z.record(objectName, weight).optional(),
+  healthCheck: healthCheckSchema.prefault({}),
+  retries: z
+    .strictObject({ attempts: z.int().min(0).max(10).default(2), perTryTimeout: positiveDurationMs.optional() })
+    .prefault({}),
+  timeouts: z
+    .strictObject({ connect: positiveDurationMs.default(1_000), request: durationMs.default(60_000) })
+    .prefault({}),
+  whenAllDown: z.enum(['try-all', 'fail']).default('try-all'),
+  split: splitSchema.optional(),
+  versions: z.record(objectName, versionSchema).refine((v) => Object.keys(v).length > 0, 'at least one version'),
+});
+
+/** One route of the routing table. */
+export const routeSchema = z.strictObject({
+  hosts: z.array(routeHost).default([]),
+  pathPrefix: z.string().startsWith('/', 'must start with "/"').default('/'),
+  service: objectName,
+});
+
+/** A whole routing table document (a file, or the etcd keys assembled). */
+export const routingDocumentSchema = z.strictObject({
+  regions: z.record(objectName, regionSchema).default({}),
+  services: z.record(objectName, serviceSchema).default({}),
+  routes: z.record(objectName, routeSchema).default({}),
+});
+
+/** A validated region. */
+export type RegionSpec = z.output<typeof regionSchema>;
+/** A validated service. */
+export type ServiceSpec = z.output<typeof serviceSchema>;
+/** A validated route. */
+export type RouteSpec = z.output<typeof routeSchema>;
+/** A validated routing document. */
+export type RoutingDocument = z.output<typeof routingDocumentSchema>;
+/** The kinds of object in a routing table, as named in etcd keys. */
+export type ObjectKind = 'regions' | 'services' | 'routes';

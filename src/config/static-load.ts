@@ -1,0 +1,100 @@
+import { readConfigFile } from './document.js';
+import { deepFreeze } from './freeze.js';
+import { ConfigError, fromZodIssues, type ConfigIssue } from './issues.js';
+import { staticConfigSchema, type StaticConfig } from './static-schema.js';
+
+/** Command-line flags that override the static configuration file. */
+export interface StaticFlags {
+  listen?: string | undefined;
+  admin?: string | undefined;
+  routes?: string | undefined;
+  etcd?: string | undefined;
+  etcdPrefix?: string | undefined;
+  dnsListen?: string | undefined;
+  nodeName?: string | undefined;
+  region?: string | undefined;
+}
+
+type RawObject = Record<string, unknown>;
+
+function section(doc: RawObject, key: string): RawObject {
+  const current = doc[key];
+  if (current !== null && typeof current === 'object' && !Array.isArray(current)) return current as RawObject;
+  const created: RawObject = {};
+  doc[key] = created;
+  return created;
+}
+
+/** Where each flag lands in the document, so errors can name the flag the user typed. */
+const FLAG_PATHS: ReadonlyArray<[keyof StaticFlags, string, string]> = [
+  ['listen', '--listen', 'proxy.listen'],
+  ['admin', '--admin', 'admin.listen'],
+  ['routes', '--routes', 'store.file'],
+  ['etcd', '--etcd', 'store.etcd.endpoints'],
+  ['etcdPrefix', '--etcd-prefix', 'store.etcd.prefix'],
+  ['dnsListen', '--dns-listen', 'dns.listen'],
+  ['nodeName', '--node-name', 'node.name'],
+  ['region', '--region', 'node.region'],
+];
+
+function applyFlags(doc: RawObject, flags: StaticFlags): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (flags.listen !== undefined) section(doc, 'proxy').listen = flags.listen;
+  if (flags.admin !== undefined) section(doc, 'admin').listen = flags.admin;
+  if (flags.nodeName !== undefined) section(doc, 'node').name = flags.nodeName;
+  if (flags.region !== undefined) section(doc, 'node').region = flags.region;
+  if (flags.routes !== undefined && flags.etcd !== undefined) {
+    issues.push({ path: '--routes', message: 'cannot be combined with --etcd' });
+  }
+  const store = section(doc, 'store');
+  if (flags.routes !== undefined) {
+    store.file = flags.routes;
+    delete store.etcd;
+  }
+  if (flags.etcd !== undefined) {
+    section(store, 'etcd').endpoints = flags.etcd.split(',').map((s) => s.trim());
+    delete store.file;
+  }
+  if (flags.etcdPrefix !== undefined) {
+    if (store.etcd === undefined) issues.push({ path: '--etcd-prefix', message: 'needs an etcd store (--etcd or store.etcd)' });
+    else section(store, 'etcd').prefix = flags.etcdPrefix;
+  }
+  if (flags.dnsListen !== undefined) {
+    if (doc.dns === undefined) issues.push({ path: '--dns-listen', message: 'needs a dns section with zones in the config file' });
+    else section(doc, 'dns').listen = flags.dnsListen;
+  }
+  return issues;
+}
+
+function renameFlagPaths(issues: ConfigIssue[], flags: StaticFlags): ConfigIssue[] {
+  return issues.map((issue) => {
+    for (const [key, flag, path] of FLAG_PATHS) {
+      if (flags[key] !== undefined && (issue.path === path || issue.path.startsWith(`${path}[`))) {
+        return { path: flag + issue.path.slice(path.length), message: issue.message };
+      }
+    }
+    return issue;
+  });
+}
+
+/** Validates a raw static-config document with flag overrides; throws ConfigError listing every problem. */
+export function buildStaticConfig(raw: unknown, flags: StaticFlags = {}): StaticConfig {
+  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
+    throw new ConfigError([{ path: '', message: 'the configuration must be a mapping of sections (node, proxy, admin, ...)' }]);
+  }
+  const doc: RawObject = structuredClone((raw ?? {}) as RawObject);
+  const issues = applyFlags(doc, flags);
+  const result = staticConfigSchema.safeParse(doc);
+  if (!result.success) issues.push(...renameFlagPaths(fromZodIssues(result.error.issues), flags));
+  if (result.success && result.data.store.file === undefined && result.data.store.etcd === undefined) {
+    issues.push({ path: 'store', message: 'set store.file or store.etcd (or pass --routes FILE / --etcd URL)' });
+  }
+  if (issues.length > 0 || !result.success) throw new ConfigError(issues);
+  return deepFreeze(result.data);
+}
+
+/** Reads the static configuration file (when given) and applies flags; throws ConfigError listing every problem. */
+export async function loadStaticConfig(file: string | undefined, flags: StaticFlags = {}): Promise<StaticConfig> {
+  const raw = file === undefined ? {} : await readConfigFile(file);
+  return buildStaticConfig(raw, flags);
+}

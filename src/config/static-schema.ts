@@ -1,0 +1,91 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { cidr, durationMs, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
+
+const zoneName = z
+  .string()
+  .regex(/^([a-z0-9_]([a-z0-9_-]{0,62})\.)*[a-z0-9_]([a-z0-9_-]{0,62})\.?$/i, 'expected a DNS name such as example.com')
+  .transform((name) => name.toLowerCase().replace(/\.$/, ''));
+
+const nodeSchema = z.strictObject({
+  name: objectName.default(() => hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63) || 'meridian'),
+  region: objectName.optional(),
+  location: location.optional(),
+});
+
+const proxySchema = z.strictObject({
+  listen: listenAddress.default({ host: '0.0.0.0', port: 8080 }),
+  trustedProxies: z.array(cidr).default([]),
+  debugHeaders: z.boolean().default(false),
+  /** Slow-client guard: the whole request head must arrive within this time. */
+  headersTimeout: positiveDurationMs.default(10_000),
+  /** Slow-client guard: the whole request (head and body) must arrive within this time; 0 disables. */
+  requestTimeout: durationMs.default(300_000),
+  /** How long an idle client keep-alive connection stays open. */
+  keepAliveTimeout: positiveDurationMs.default(5_000),
+  /** On SIGTERM/SIGINT, how long in-flight requests may take before connections are closed. */
+  shutdownTimeout: durationMs.default(30_000),
+}).refine((p) => p.requestTimeout === 0 || p.headersTimeout <= p.requestTimeout, {
+  message: 'headersTimeout cannot exceed requestTimeout',
+  path: ['headersTimeout'],
+});
+
+const adminSchema = z.strictObject({
+  listen: listenAddress.default({ host: '127.0.0.1', port: 9901 }),
+  token: z.string().default(''),
+});
+
+const dnsSchema = z.strictObject({
+  listen: listenAddress.default({ host: '127.0.0.1', port: 5353 }),
+  ttl: positiveDurationMs.default(30_000),
+  forwarders: z.array(upstreamAddress).default([]),
+  zones: z
+    .array(z.strictObject({ name: zoneName, nameservers: z.array(zoneName).min(1, 'at least one nameserver') }))
+    .min(1, 'at least one zone'),
+});
+
+const etcdTlsSchema = z.strictObject({
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+});
+
+const etcdSchema = z.strictObject({
+  endpoints: z.array(z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })).min(1).default(['http://127.0.0.1:2379']),
+  prefix: z.string().startsWith('/').default('/meridian/'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  tls: etcdTlsSchema.optional(),
+});
+
+const storeSchema = z
+  .strictObject({
+    file: z.string().min(1).optional(),
+    etcd: etcdSchema.optional(),
+    snapshot: z.string().min(1).default('.meridian/last-good.json'),
+  })
+  .refine((s) => !(s.file !== undefined && s.etcd !== undefined), 'set either store.file or store.etcd, not both');
+
+const networkSchema = z
+  .strictObject({ cidr, region: objectName.optional(), location: location.optional() })
+  .refine((n) => (n.region === undefined) !== (n.location === undefined), 'give exactly one of region or location');
+
+const geoSchema = z.strictObject({
+  mmdb: z.string().min(1).optional(),
+  networks: z.array(networkSchema).default([]),
+});
+
+/** The static configuration file (`meridian start --config FILE`). */
+export const staticConfigSchema = z.strictObject({
+  node: nodeSchema.prefault({}),
+  proxy: proxySchema.prefault({}),
+  admin: adminSchema.prefault({}),
+  dns: dnsSchema.optional(),
+  store: storeSchema.prefault({}),
+  geo: geoSchema.prefault({}),
+});
+
+/** Static configuration after validation and defaults; durations in milliseconds. */
+export type StaticConfig = z.output<typeof staticConfigSchema>;
+/** One `geo.networks` entry after validation. */
+export type NetworkEntry = z.output<typeof networkSchema>;

@@ -1,0 +1,96 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Upper bounds of the request latency histogram, in seconds. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+/** Pre-resolved metric children for one route/service/version/region: nothing is hashed per request. */
+export interface RequestSeries {
+  /** Records one finished request: status class from the status code, duration in seconds. */
+  observe(status: number, seconds: number): void;
+}
+
+interface LabelSet {
+  route: string;
+  service: string;
+  version: string;
+  region: string;
+}
+
+/** Every metric Meridian exports, in one registry, named `meridian_*`. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'route' | 'service' | 'version' | 'region' | 'status_class'>;
+  readonly duration: Histogram<'route' | 'service' | 'version' | 'region' | 'status_class'>;
+  readonly upstreamErrors: Counter<'service' | 'region' | 'code'>;
+  readonly proxyErrors: Counter<'code'>;
+  readonly configReloads: Counter<'source' | 'result'>;
+  readonly configRevision: Gauge;
+  readonly configObjectsRejected: Gauge;
+  readonly openConnections: Gauge;
+  readonly #series = new Map<string, RequestSeries>();
+
+  constructor(options: { defaultMetrics: boolean }) {
+    const registers = [this.registry];
+    const requestLabels = ['route', 'service', 'version', 'region', 'status_class'] as const;
+    this.requests = new Counter({ name: 'meridian_requests_total', help: 'Proxied requests by route, service, version, region and status class.', labelNames: requestLabels, registers });
+    this.duration = new Histogram({
+      name: 'meridian_request_duration_seconds',
+      help: 'Time from request arrival to the last response byte, by route, service, version, region and status class.',
+      labelNames: requestLabels,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.upstreamErrors = new Counter({ name: 'meridian_upstream_errors_total', help: 'Failed upstream attempts by service, region and error code.', labelNames: ['service', 'region', 'code'], registers });
+    this.proxyErrors = new Counter({ name: 'meridian_proxy_errors_total', help: 'Responses produced by Meridian itself, by error code.', labelNames: ['code'], registers });
+    this.configReloads = new Counter({ name: 'meridian_config_reloads_total', help: 'Routing-table applies by source and result (applied, rejected, unchanged).', labelNames: ['source', 'result'], registers });
+    this.configRevision = new Gauge({ name: 'meridian_config_revision', help: 'Revision of the routing table in force.', registers });
+    this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers });
+    this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'meridian_' });
+  }
+
+  /** The cached series for a label set; created on first use. */
+  series(labels: LabelSet): RequestSeries {
+    const key = `${labels.route}\u0000${labels.service}\u0000${labels.version}\u0000${labels.region}`;
+    let series = this.#series.get(key);
+    if (series === undefined) {
+      series = this.#createSeries(labels);
+      this.#series.set(key, series);
+    }
+    return series;
+  }
+
+  /** Deletes series of routes no longer in the routing table, so dashboards do not show ghosts. */
+  retainRoutes(routes: ReadonlySet<string>): void {
+    for (const [key, _series] of this.#series) {
+      const [route, service, version, region] = key.split('\u0000') as [string, string, string, string];
+      if (routes.has(route)) continue;
+      this.#series.delete(key);
+      for (const status_class of STATUS_CLASSES) {
+        const labels = { route, service, version, region, status_class };
+        this.requests.remove(labels);
+        this.duration.remove(labels);
+      }
+    }
+  }
+
+  #createSeries(labels: LabelSet): RequestSeries {
+    type Pair = { count: { inc(): void }; time: { observe(v: number): void } };
+    const children: (Pair | undefined)[] = [];
+    const child = (i: number): Pair => {
+      const status_class = STATUS_CLASSES[i] as string;
+      const pair = { count: this.requests.labels({ ...labels, status_class }), time: this.duration.labels({ ...labels, status_class }) };
+      children[i] = pair;
+      return pair;
+    };
+    return {
+      observe(status: number, seconds: number): void {
+        const i = Math.min(4, Math.max(0, ((status / 100) | 0) - 1));
+        const pair = children[i] ?? child(i);
+        pair.count.inc();
+        pair.time.observe(seconds);
+      },
+    };
+  }
+}

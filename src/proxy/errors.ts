@@ -1,0 +1,91 @@
+import type { ServerResponse } from 'node:http';
+
+/** Who caused an error: the client, the upstream, or Meridian itself. */
+export type ErrorSource = 'client' | 'upstream' | 'internal';
+
+/** One entry of the error catalog: stable code, HTTP status, source, retryability. */
+export interface ProxyError {
+  readonly code: string;
+  readonly status: number;
+  readonly source: ErrorSource;
+  /** Whether the failure happened before the request reached an upstream, so any method may be retried. */
+  readonly beforeSend: boolean;
+  readonly message: string;
+}
+
+function entry(code: string, status: number, source: ErrorSource, beforeSend: boolean, message: string): ProxyError {
+  return Object.freeze({ code, status, source, beforeSend, message });
+}
+
+/** Every error Meridian answers with itself. Codes are stable: scripts and dashboards rely on them. */
+export const ERRORS = Object.freeze({
+  badRequest: entry('bad-request', 400, 'client', false, 'Bad request'),
+  noRoute: entry('no-route', 404, 'client', false, 'No route matches this host and path'),
+  methodNotAllowed: entry('method-not-allowed', 405, 'client', false, 'Method not allowed'),
+  badGateway: entry('upstream-error', 502, 'upstream', false, 'The upstream failed'),
+  connectFailed: entry('upstream-connect-failed', 502, 'upstream', true, 'Could not connect to an upstream'),
+  upstreamReset: entry('upstream-reset', 502, 'upstream', false, 'The upstream closed the connection'),
+  badResponse: entry('upstream-bad-response', 502, 'upstream', false, 'The upstream sent an invalid response'),
+  noTable: entry('no-routing-table', 503, 'internal', false, 'No routing table is loaded yet'),
+  shuttingDown: entry('shutting-down', 503, 'internal', false, 'This node is shutting down'),
+  noHealthyUpstream: entry('no-healthy-upstream', 503, 'internal', false, 'No healthy upstream can take this request'),
+  connectTimeout: entry('upstream-connect-timeout', 504, 'upstream', true, 'Timed out connecting to an upstream'),
+  upstreamTimeout: entry('upstream-timeout', 504, 'upstream', false, 'The upstream did not answer in time'),
+  clientAborted: entry('client-aborted', 499, 'client', false, 'The client went away'),
+  internal: entry('internal-error', 500, 'internal', false, 'Internal error'),
+});
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+
+/** Maps an error from undici (or the sockets under it) to the catalog. */
+export function classifyUpstreamError(err: Error): ProxyError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (CONNECT_CODES.has(code)) return ERRORS.connectFailed;
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return ERRORS.connectTimeout;
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return ERRORS.upstreamTimeout;
+    case 'UND_ERR_SOCKET':
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_CLOSED':
+      return ERRORS.upstreamReset;
+    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_INVALID_ARG':
+      return ERRORS.badRequest;
+    case 'UND_ERR_ABORTED':
+      return ERRORS.clientAborted;
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return ERRORS.badResponse;
+    default:
+      return code.startsWith('HPE_') ? ERRORS.badResponse : ERRORS.badGateway;
+  }
+}
+
+/**
+ * Answers with a catalog error: short plain-text body and `x-meridian-error`.
+ * When the response has already started, the only honest signal left is to
+ * cut the connection.
+ */
+export function sendError(res: ServerResponse, error: ProxyError, requestId: string | undefined, closeConnection = false): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = `${error.message}\n`;
+  const headers: string[] = [
+    'content-type', 'text/plain; charset=utf-8',
+    'content-length', String(Buffer.byteLength(body)),
+    'cache-control', 'no-store',
+    'x-meridian-error', error.code,
+  ];
+  if (requestId !== undefined) headers.push('x-request-id', requestId);
+  if (error.status === 503) headers.push('retry-after', '1');
+  if (closeConnection) headers.push('connection', 'close');
+  res.writeHead(error.status, headers);
+  res.end(body);
+}

@@ -1,0 +1,279 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
+import type { HostPort } from '../config/address.js';
+import { clientAddress, plainAddress, type ClientAddress } from '../geo/client-address.js';
+import { parseIp } from '../geo/ip.js';
+import type { Locator } from '../geo/locator.js';
+import type { PrefixMap } from '../geo/prefix-map.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics, RequestSeries } from '../observability/metrics.js';
+import { selectEndpoint } from '../routing/select.js';
+import type { Endpoint, Route, RoutingTable } from '../routing/table.js';
+import { ERRORS, sendError, type ProxyError } from './errors.js';
+import { Exchange, type ExchangeHost } from './exchange.js';
+import { readRequestHead, type RequestHead } from './headers.js';
+import { handleConnect, UpgradeProxy } from './upgrade.js';
+
+/** Where the proxy reads the routing table in force: one reference, swapped whole. */
+export interface TableReader {
+  readonly current: RoutingTable | null;
+}
+
+/** Settings and collaborators of the proxy listener. */
+export interface ProxyOptions {
+  readonly listen: HostPort;
+  readonly nodeName: string;
+  readonly trustedProxies: PrefixMap<true>;
+  readonly debugHeaders: boolean;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly tables: TableReader;
+  readonly locator: Locator;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+/** A socket peer and whether it is a trusted proxy. */
+export interface Peer {
+  readonly address: ClientAddress;
+  readonly trusted: boolean;
+}
+
+/** Where a request goes. */
+export interface Target {
+  /** Origin-form request target to send upstream. */
+  readonly url: string;
+  readonly route: Route;
+  readonly endpoint: Endpoint;
+  readonly setCookie: string | null;
+}
+
+/** Why a request is answered by Meridian itself, and the series it counts in. */
+export interface Rejection {
+  readonly error: ProxyError;
+  readonly series: RequestSeries;
+}
+
+const kPeer = Symbol('meridian.peer');
+type PeerSocket = Socket & { [kPeer]?: Peer };
+
+/** Splits an absolute-form request target (`http://host/path`) into host and origin-form path. */
+function absoluteTarget(url: string): { host: string; path: string } | null {
+  if (!/^https?:\/\//i.test(url)) return null;
+  try {
+    const parsed = new URL(url);
+    return { host: parsed.host, path: `${parsed.pathname}${parsed.search}` };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The HTTP data plane: a node:http server that routes each request on the
+ * routing table in force and forwards it through undici. The request path is
+ * ordered phases: read head, match route, split version, steer region, pick
+ * endpoint, rewrite headers, dispatch.
+ */
+export class ProxyServer implements ExchangeHost {
+  readonly server: Server;
+  readonly #options: ProxyOptions;
+  readonly #via: string;
+  readonly #unrouted: RequestSeries;
+  readonly #upgrades: UpgradeProxy;
+  #inFlight = 0;
+  #draining = false;
+  #drained: (() => void) | null = null;
+
+  constructor(options: ProxyOptions) {
+    this.#options = options;
+    this.#via = `1.1 ${options.nodeName}`;
+    this.#unrouted = options.metrics.series({ route: '', service: '', version: '', region: '' });
+    this.#upgrades = new UpgradeProxy(this, options.logger);
+    this.server = createServer({
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+      connectionsCheckingInterval: 1_000,
+      noDelay: true,
+    });
+    this.server.keepAliveTimeout = options.keepAliveTimeoutMs;
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res, false));
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res, true));
+    this.server.on('connect', handleConnect);
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrades.handle(req, socket, head));
+    this.server.on('connection', (socket: Socket) => {
+      options.metrics.openConnections.inc();
+      socket.once('close', () => options.metrics.openConnections.dec());
+    });
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  async listen(): Promise<AddressInfo> {
+    const { host, port } = this.#options.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Requests forwarded and not yet finished. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Whether shutdown has begun. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting connections, close idle ones, let requests
+   * in flight finish (up to `timeoutMs`), then close whatever is left.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    this.#draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    if (this.#inFlight > 0 || this.#upgrades.open > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.#drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.#upgrades.closeAll();
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  /** The peer of a socket and whether it is a trusted proxy; computed once per connection. */
+  peerOf(socket: Socket): Peer {
+    const tagged = socket as PeerSocket;
+    let peer = tagged[kPeer];
+    if (peer === undefined) {
+      const text = plainAddress(socket.remoteAddress ?? '');
+      const ip = parseIp(text);
+      peer = { address: { text, ip }, trusted: ip !== null && this.#options.trustedProxies.lookup(ip) !== undefined };
+      tagged[kPeer] = peer;
+    }
+    return peer;
+  }
+
+  /** Adds the forwarding headers to a request's outgoing header list. */
+  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer): string {
+    const requestId = head.requestId ?? randomUUID();
+    if (head.requestId === undefined) forward.push('x-request-id', requestId);
+    const trusted = peer.trusted;
+    forward.push('x-forwarded-for', trusted && head.forwardedFor !== undefined ? `${head.forwardedFor}, ${peer.address.text}` : peer.address.text);
+    forward.push('x-forwarded-proto', trusted && head.forwardedProto !== undefined ? head.forwardedProto : 'http');
+    const forwardedHost = trusted && head.forwardedHost !== undefined ? head.forwardedHost : head.host;
+    if (forwardedHost !== undefined) forward.push('x-forwarded-host', forwardedHost);
+    forward.push('via', head.via === undefined ? this.#via : `${head.via}, ${this.#via}`);
+    return requestId;
+  }
+
+  /**
+   * The routing phases shared by plain requests and upgrades: match the route,
+   * split the version, steer to a region, pick an endpoint.
+   */
+  resolve(req: IncomingMessage, head: RequestHead, peer: Peer): Target | Rejection {
+    const table = this.#options.tables.current;
+    if (table === null) return { error: ERRORS.noTable, series: this.#unrouted };
+    let url = req.url ?? '/';
+    let host = head.host;
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      const target = absoluteTarget(url);
+      if (target === null) return { error: ERRORS.badRequest, series: this.#unrouted };
+      host = target.host;
+      url = target.path;
+    }
+    const route = table.matcher.match(host, url);
+    if (route === null) return { error: ERRORS.noRoute, series: this.#unrouted };
+    const service = route.service;
+    const choice = service.split.choose(req.rawHeaders);
+    const version = choice.version;
+    let origin = this.#options.locator.node;
+    if (version.steering.usesOrigin) {
+      const client = peer.trusted ? clientAddress(peer.address, true, head.forwardedFor, this.#options.trustedProxies) : peer.address;
+      origin = this.#options.locator.locate(client.ip);
+    }
+    const endpoint = selectEndpoint(version, origin, service.failWhenAllDown);
+    if (endpoint === null) {
+      const series = this.#options.metrics.series({ route: route.name, service: service.name, version: version.name, region: '' });
+      return { error: ERRORS.noHealthyUpstream, series };
+    }
+    return { url, route, endpoint, setCookie: choice.setCookie };
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+    const startedAt = performance.now();
+    const head = readRequestHead(req.rawHeaders);
+    const peer = this.peerOf(req.socket);
+    const target = this.resolve(req, head, peer);
+    if ('error' in target) return this.#reject(res, target, startedAt, expectContinue);
+    const requestId = this.forwardingHeaders(head.forward, head, peer);
+    if (expectContinue) res.writeContinue();
+    const exchange = new Exchange(this, req, res, target.route, target.endpoint, requestId, target.setCookie, startedAt);
+    this.#inFlight++;
+    const service = target.route.service;
+    exchange.start({
+      path: target.url,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: head.forward,
+      body: head.hasBody ? req : null,
+      headersTimeout: service.requestTimeoutMs,
+      bodyTimeout: service.requestTimeoutMs,
+    });
+  }
+
+  #reject(res: ServerResponse, rejection: Rejection, startedAt: number, closeConnection: boolean): void {
+    sendError(res, rejection.error, undefined, closeConnection || this.#draining);
+    this.recordRejection(rejection, startedAt);
+  }
+
+  /** Counts a request Meridian answered itself without reaching an upstream. */
+  recordRejection(rejection: Rejection, startedAt: number): void {
+    this.#options.metrics.proxyErrors.inc({ code: rejection.error.code });
+    rejection.series.observe(rejection.error.status, (performance.now() - startedAt) / 1000);
+  }
+  /** ExchangeHost: debug headers, and `connection: close` while draining. */
+  responseExtras(exchange: Exchange, headers: string[]): void {
+    if (this.#options.debugHeaders) {
+      const ep = exchange.endpoint;
+      headers.push('x-meridian-region', ep.region.name, 'x-meridian-version', ep.version, 'x-meridian-endpoint', ep.key);
+    }
+    if (this.#draining) headers.push('connection', 'close');
+  }
+
+  /** ExchangeHost: metrics and drain accounting when an exchange ends. */
+  finished(exchange: Exchange, status: number, error: ProxyError | null): void {
+    this.#inFlight--;
+    const ep = exchange.endpoint;
+    const route = exchange.route;
+    let series = route.series.get(ep.seriesKey);
+    if (series === undefined) {
+      series = this.#options.metrics.series({ route: route.name, service: ep.service, version: ep.version, region: ep.region.name });
+      route.series.set(ep.seriesKey, series);
+    }
+    series.observe(status, (performance.now() - exchange.startedAt) / 1000);
+    if (error !== null) {
+      this.#options.metrics.proxyErrors.inc({ code: error.code });
+      if (error.source === 'upstream') this.#options.metrics.upstreamErrors.inc({ service: ep.service, region: ep.region.name, code: error.code });
+    }
+    this.checkDrained();
+  }
+
+  /** Resolves a pending shutdown once nothing is in flight. */
+  checkDrained(): void {
+    if (this.#draining && this.#inFlight === 0 && this.#upgrades.open === 0) this.#drained?.();
+  }
+}

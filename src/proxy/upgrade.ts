@@ -1,0 +1,148 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../observability/logger.js';
+import { classifyUpstreamError, ERRORS, type ProxyError } from './errors.js';
+import { readRequestHead, type RequestHead } from './headers.js';
+import type { Peer, Rejection, Target } from './server.js';
+
+/** What the upgrade proxy needs from the proxy server. */
+export interface UpgradeHost {
+  readonly draining: boolean;
+  peerOf(socket: Socket): Peer;
+  resolve(req: IncomingMessage, head: RequestHead, peer: Peer): Target | Rejection;
+  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer): string;
+  recordRejection(rejection: Rejection, startedAt: number): void;
+  checkDrained(): void;
+}
+
+/** Writes a complete error response on a raw socket and closes it. */
+function rawError(socket: Duplex, error: ProxyError): void {
+  const body = `${error.message}\n`;
+  socket.end(
+    `HTTP/1.1 ${error.status} ${error.message}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-meridian-error: ${error.code}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** Serialises a response head for a raw socket, dropping headers that only concern one hop. */
+function rawHead(statusCode: number, statusText: string, rawHeaders: readonly (Buffer | string)[], keepUpgrade: boolean): string {
+  let out = `HTTP/1.1 ${statusCode} ${statusText}\r\n`;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = String(rawHeaders[i]);
+    const lower = name.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'proxy-connection' || lower === 'transfer-encoding') continue;
+    if (!keepUpgrade && (lower === 'connection' || lower === 'upgrade')) continue;
+    out += `${name}: ${String(rawHeaders[i + 1])}\r\n`;
+  }
+  return `${out}${keepUpgrade ? '' : 'connection: close\r\n'}\r\n`;
+}
+
+/** Answers CONNECT: Meridian is a reverse proxy, not a tunnel. */
+export function handleConnect(_req: IncomingMessage, socket: Duplex): void {
+  rawError(socket, ERRORS.methodNotAllowed);
+}
+
+/**
+ * Upgraded connections (WebSocket and other `Upgrade:` protocols): routed like
+ * any request, then the two sockets are spliced together. A non-101 answer from
+ * the upstream is relayed as an ordinary response and the connection closed.
+ */
+export class UpgradeProxy {
+  readonly #host: UpgradeHost;
+  readonly #logger: Logger;
+  readonly #sockets = new Set<Duplex>();
+
+  constructor(host: UpgradeHost, logger: Logger) {
+    this.#host = host;
+    this.#logger = logger;
+  }
+
+  /** Upgraded connections currently open. */
+  get open(): number {
+    return this.#sockets.size / 2;
+  }
+
+  /** Closes every upgraded connection. */
+  closeAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  /** Handles one `upgrade` event of the HTTP server. */
+  handle(req: IncomingMessage, client: Socket, early: Buffer): void {
+    const startedAt = performance.now();
+    client.on('error', () => client.destroy());
+    const head = readRequestHead(req.rawHeaders);
+    const protocol = req.headers.upgrade;
+    const peer = this.#host.peerOf(client);
+    const target = this.#host.draining ? ({ error: ERRORS.shuttingDown } as const) : this.#host.resolve(req, head, peer);
+    if ('error' in target) {
+      if ('series' in target) this.#host.recordRejection(target, startedAt);
+      rawError(client, target.error);
+      return;
+    }
+    this.#host.forwardingHeaders(head.forward, head, peer);
+    const endpoint = target.endpoint;
+    const sockets = this.#sockets;
+    const host = this.#host;
+    let abort: ((err?: Error) => void) | null = null;
+    const done = (): void => {
+      endpoint.upstream.outstanding--;
+    };
+    client.once('close', () => abort?.(new Error('client went away')));
+    endpoint.upstream.outstanding++;
+    const handler: Dispatcher.DispatchHandler = {
+      onConnect(abortRequest) {
+        abort = abortRequest;
+      },
+      onUpgrade(statusCode, rawHeaders, upstream) {
+        done();
+        if (client.destroyed) {
+          upstream.destroy();
+          return;
+        }
+        client.write(rawHead(statusCode, 'Switching Protocols', rawHeaders ?? [], true));
+        if (early.length > 0) upstream.write(early);
+        for (const socket of [client, upstream]) {
+          sockets.add(socket);
+          socket.once('close', () => {
+            sockets.delete(socket);
+            host.checkDrained();
+          });
+        }
+        upstream.on('error', () => client.destroy());
+        client.on('error', () => upstream.destroy());
+        client.pipe(upstream).pipe(client);
+      },
+      onHeaders(statusCode, rawHeaders, _resume, statusText) {
+        if (statusCode >= 200) client.write(rawHead(statusCode, statusText, rawHeaders, false));
+        return true;
+      },
+      onData(chunk) {
+        return client.write(chunk);
+      },
+      onComplete() {
+        done();
+        client.end();
+      },
+      onError: (err) => {
+        done();
+        const error = client.destroyed ? ERRORS.clientAborted : classifyUpstreamError(err);
+        this.#logger.debug({ err: err.message, endpoint: endpoint.key }, 'upgrade failed');
+        if (client.writable && client.bytesWritten === 0) rawError(client, error);
+        else client.destroy();
+      },
+    };
+    endpoint.upstream.pool.dispatch(
+      {
+        path: target.url,
+        method: 'GET',
+        headers: head.forward,
+        upgrade: typeof protocol === 'string' && protocol !== '' ? protocol : 'websocket',
+      },
+      handler,
+    );
+  }
+}

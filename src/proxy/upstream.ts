@@ -1,0 +1,102 @@
+import { Pool } from 'undici';
+import { formatHostPort, type HostPort } from '../config/address.js';
+
+/** Weight of the newest sample in the response-time moving average. */
+const LATENCY_ALPHA = 0.2;
+
+/**
+ * One upstream address as the data plane sees it: a keep-alive connection pool
+ * (created on first use) and the live load used by the balancer. Shared by every
+ * service and routing-table revision that sends to this address.
+ */
+export class Upstream {
+  /** Registry identity: address plus the pool's connect timeout. */
+  readonly key: string;
+  readonly address: HostPort;
+  /** Requests sent here and not yet finished. */
+  outstanding = 0;
+  /** Moving average of the time to response headers, in ms; NaN until measured. */
+  latencyMs = Number.NaN;
+  readonly #origin: string;
+  readonly #connectTimeoutMs: number;
+  #pool: Pool | null = null;
+  #closed = false;
+
+  constructor(address: HostPort, connectTimeoutMs: number) {
+    this.address = address;
+    this.#connectTimeoutMs = connectTimeoutMs;
+    this.#origin = `http://${formatHostPort(address)}`;
+    this.key = `${formatHostPort(address)}|${connectTimeoutMs}`;
+  }
+
+  /** The connection pool, created on first use. */
+  get pool(): Pool {
+    if (this.#pool === null) {
+      this.#pool = new Pool(this.#origin, {
+        connect: { timeout: this.#connectTimeoutMs, noDelay: true },
+        pipelining: 1,
+        keepAliveTimeout: 4_000,
+        keepAliveMaxTimeout: 600_000,
+      });
+    }
+    return this.#pool;
+  }
+
+  /** Folds one time-to-headers sample into the moving average. */
+  recordLatency(ms: number): void {
+    this.latencyMs = Number.isNaN(this.latencyMs) ? ms : this.latencyMs + LATENCY_ALPHA * (ms - this.latencyMs);
+  }
+
+  /** Whether close() has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Closes the pool once its requests in flight have finished. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pool = this.#pool;
+    if (pool !== null && !pool.closed && !pool.destroyed) await pool.close();
+  }
+
+  /** Closes the pool at once, failing its requests in flight. */
+  async destroy(): Promise<void> {
+    this.#closed = true;
+    const pool = this.#pool;
+    if (pool !== null && !pool.destroyed) await pool.destroy();
+  }
+}
+
+/** Every upstream in use, keyed by address and connect timeout, so table swaps reuse warm pools. */
+export class UpstreamRegistry {
+  readonly #upstreams = new Map<string, Upstream>();
+
+  /** The upstream for an address, created (without connecting) on first use. */
+  acquire(address: HostPort, connectTimeoutMs: number): Upstream {
+    const key = `${formatHostPort(address)}|${connectTimeoutMs}`;
+    let upstream = this.#upstreams.get(key);
+    if (upstream === undefined || upstream.closed) {
+      upstream = new Upstream(address, connectTimeoutMs);
+      this.#upstreams.set(key, upstream);
+    }
+    return upstream;
+  }
+
+  /** Closes, gracefully, every upstream not in `inUse`; requests in flight on them finish. */
+  retain(inUse: Iterable<Upstream>): void {
+    const keep = new Set(inUse);
+    for (const [key, upstream] of this.#upstreams) {
+      if (!keep.has(upstream)) {
+        this.#upstreams.delete(key);
+        void upstream.close();
+      }
+    }
+  }
+
+  /** Closes every upstream: gracefully, or at once when `force` is set. */
+  async closeAll(force = false): Promise<void> {
+    const all = [...this.#upstreams.values()];
+    this.#upstreams.clear();
+    await Promise.all(all.map((u) => (force ? u.destroy() : u.close())));
+  }
+}

@@ -1,0 +1,55 @@
+import type { Endpoint, RegionGroup } from './table.js';
+
+function usable(ep: Endpoint, ignoreHealth: boolean): boolean {
+  return ignoreHealth || ep.health.up;
+}
+
+/** Load per unit of weight: what least-outstanding-requests compares. */
+function load(ep: Endpoint): number {
+  return (ep.upstream.outstanding + 1) / ep.weight;
+}
+
+function weightedIndex(group: RegionGroup): number {
+  const cumulative = group.cumulativeWeights;
+  const draw = Math.random() * (cumulative[cumulative.length - 1] as number);
+  let i = 0;
+  while (draw >= (cumulative[i] as number)) i++;
+  return i;
+}
+
+/**
+ * Power of two choices: draw two endpoints by weight, send to the one with less
+ * outstanding work per unit of weight. Falls back to a scan when a drawn endpoint
+ * is unhealthy. Null when no endpoint of the group can take the request.
+ */
+export function pickEndpoint(group: RegionGroup, ignoreHealth = false): Endpoint | null {
+  const eps = group.endpoints;
+  const n = eps.length;
+  if (n === 0) return null;
+  if (n === 1) {
+    const only = eps[0] as Endpoint;
+    return usable(only, ignoreHealth) ? only : null;
+  }
+  const i = weightedIndex(group);
+  let j = weightedIndex(group);
+  if (j === i) j = (i + 1) % n;
+  const a = eps[i] as Endpoint;
+  const b = eps[j] as Endpoint;
+  const aOk = usable(a, ignoreHealth);
+  const bOk = usable(b, ignoreHealth);
+  if (aOk && bOk) return load(b) < load(a) ? b : a;
+  if (aOk) return a;
+  if (bOk) return b;
+  let best: Endpoint | null = null;
+  for (const ep of eps) if (usable(ep, ignoreHealth) && (best === null || load(ep) < load(best))) best = ep;
+  return best;
+}
+
+/** The first endpoint that can take the request, walking region groups in steering order. */
+export function pickFromGroups(groups: readonly RegionGroup[], ignoreHealth = false): Endpoint | null {
+  for (const group of groups) {
+    const ep = pickEndpoint(group, ignoreHealth);
+    if (ep !== null) return ep;
+  }
+  return null;
+}

@@ -1,0 +1,103 @@
+import type { HostPort } from '../config/address.js';
+import type { ConfigIssue } from '../config/issues.js';
+import type { RouteSpec, ServiceSpec } from '../config/routing-schema.js';
+import type { Location } from '../geo/distance.js';
+import type { EndpointHealth } from '../health/endpoint-health.js';
+import type { RequestSeries } from '../observability/metrics.js';
+import type { Upstream } from '../proxy/upstream.js';
+import type { RouteMatcher } from './matcher.js';
+import type { RegionSteering } from './steering.js';
+import type { VersionSplit } from './split.js';
+
+/** Where a routing table came from. */
+export type TableSource = 'file' | 'etcd' | 'snapshot';
+
+/** A region as compiled: immutable. */
+export interface Region {
+  readonly name: string;
+  /** Declaration order: the last-resort steering order. */
+  readonly index: number;
+  readonly location: Location;
+  readonly countries: readonly string[];
+  readonly drain: boolean;
+  readonly edge: { readonly ipv4: readonly string[]; readonly ipv6: readonly string[] };
+}
+
+/** One endpoint of one version of a service in one region. */
+export interface Endpoint {
+  /** `host:port` as written in the table. */
+  readonly key: string;
+  readonly address: HostPort;
+  readonly weight: number;
+  /** Drained here or by its region: takes no new requests. */
+  readonly drain: boolean;
+  readonly region: Region;
+  readonly service: string;
+  readonly version: string;
+  /** `version\u0000region`: the key of this endpoint's metric series within a route. */
+  readonly seriesKey: string;
+  /** Pool and live load, shared by address. */
+  readonly upstream: Upstream;
+  /** Health, shared by address and check settings. */
+  readonly health: EndpointHealth;
+}
+
+/** The endpoints of one version of a service in one region: the unit steering chooses. */
+export interface RegionGroup {
+  readonly region: Region;
+  /** Endpoints that may take new requests (drained ones are left out). */
+  readonly endpoints: readonly Endpoint[];
+  /** Every endpoint, drained or not, for the admin view. */
+  readonly all: readonly Endpoint[];
+  /** Running sums of endpoint weights, for weighted random picks. */
+  readonly cumulativeWeights: Float64Array;
+}
+
+/** One version of a service (e.g. `stable`, `canary`). */
+export interface Version {
+  readonly name: string;
+  readonly service: string;
+  readonly weight: number;
+  readonly groups: readonly RegionGroup[];
+  readonly steering: RegionSteering;
+  /**
+   * Other versions, heaviest first, tried when this one has no endpoint that can
+   * take a request: serving another version beats failing the request.
+   */
+  readonly fallbacks: readonly Version[];
+}
+
+/** A service: where and how requests for it are sent. */
+export interface Service {
+  readonly name: string;
+  readonly spec: ServiceSpec;
+  readonly split: VersionSplit<Version>;
+  readonly versions: ReadonlyMap<string, Version>;
+  readonly connectTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly failWhenAllDown: boolean;
+}
+
+/** A route: hosts and a path prefix mapped to a service. */
+export interface Route {
+  readonly name: string;
+  readonly spec: RouteSpec;
+  readonly service: Service;
+  /** Metric series of this route by endpoint `seriesKey`, filled on first use. */
+  readonly series: Map<string, RequestSeries>;
+}
+
+/**
+ * An immutable, compiled routing table. A new one is built beside the one in
+ * force and swapped in with one assignment; requests in flight keep theirs.
+ */
+export interface RoutingTable {
+  readonly revision: number;
+  readonly source: TableSource;
+  readonly regions: ReadonlyMap<string, Region>;
+  readonly services: ReadonlyMap<string, Service>;
+  readonly routes: ReadonlyMap<string, Route>;
+  readonly matcher: RouteMatcher;
+  /** Problems with objects that were left out of this table. */
+  readonly issues: readonly ConfigIssue[];
+}

@@ -1,0 +1,39 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { TableSource } from '../routing/table.js';
+
+/** The last routing table that applied cleanly, as kept on disk. */
+export interface SnapshotFile {
+  readonly format: 1;
+  /** Where the table came from when it was saved. */
+  readonly source: Exclude<TableSource, 'snapshot'>;
+  readonly revision: number;
+  readonly savedAt: string;
+  /** The routing document (regions, services, routes) as it was applied. */
+  readonly document: unknown;
+}
+
+/** Writes the snapshot atomically: a temporary file in the same directory, then a rename. */
+export async function writeSnapshot(path: string, snapshot: Omit<SnapshotFile, 'format' | 'savedAt'>): Promise<void> {
+  const body: SnapshotFile = { format: 1, savedAt: new Date().toISOString(), ...snapshot };
+  await mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+  await rename(temp, path);
+}
+
+/** Reads a snapshot; null when the file is missing. Throws when it exists but is not a snapshot. */
+export async function readSnapshot(path: string): Promise<SnapshotFile | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const parsed = JSON.parse(text) as Partial<SnapshotFile>;
+  if (parsed.format !== 1 || (parsed.source !== 'file' && parsed.source !== 'etcd') || typeof parsed.revision !== 'number') {
+    throw new Error(`${path} is not a Meridian snapshot (format 1)`);
+  }
+  return parsed as SnapshotFile;
+}
