@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import { AdminServer } from './admin/server.js';
 import { ConfigError, type ConfigIssue } from './config/issues.js';
 import type { StaticConfig } from './config/static-schema.js';
@@ -48,7 +49,7 @@ function applyFileSnapshot(applier: TableApplier, snapshot: FileSnapshot): Apply
 }
 
 /** Loads the first routing table: the routes file, else the last-good snapshot; throws when neither works. */
-async function loadInitialTable(store: FileStore, applier: TableApplier, snapshotPath: string, logger: Logger): Promise<void> {
+async function loadInitialTable(store: FileStore, applier: TableApplier, snapshotPath: string, origin: string, logger: Logger): Promise<void> {
   const first = applyFileSnapshot(applier, await store.read());
   if (first.result !== 'rejected') return;
   let snapshot;
@@ -58,6 +59,10 @@ async function loadInitialTable(store: FileStore, applier: TableApplier, snapsho
     logger.warn({ err: (err as Error).message, path: snapshotPath }, 'last-good snapshot unreadable');
   }
   if (snapshot === null || snapshot === undefined) throw new ConfigError(first.issues);
+  if (snapshot.origin !== origin) {
+    logger.warn({ path: snapshotPath, snapshotOrigin: snapshot.origin, origin }, 'last-good snapshot belongs to another source; not used');
+    throw new ConfigError(first.issues);
+  }
   const fromSnapshot = applier.apply({ source: 'snapshot', document: snapshot.document, revision: snapshot.revision, stale: true });
   if (fromSnapshot.result === 'rejected') throw new ConfigError(first.issues);
   applier.issues = first.issues;
@@ -74,6 +79,8 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const locator = new Locator(config.geo.networks, config.node);
   const trusted = new PrefixMap<true>();
   for (const cidr of config.proxy.trustedProxies) trusted.add(cidr, true);
+  const store = new FileStore(config.store.file as string, logger);
+  const origin = `file:${resolve(store.path)}`;
   const applier = new TableApplier({
     upstreams,
     health: new HealthRegistry(),
@@ -81,10 +88,10 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     logger,
     node: locator.node,
     snapshotPath: config.store.snapshot,
+    origin,
     rejectOnIssues: true,
   });
-  const store = new FileStore(config.store.file as string, logger);
-  await loadInitialTable(store, applier, config.store.snapshot, logger);
+  await loadInitialTable(store, applier, config.store.snapshot, origin, logger);
 
   const proxy = new ProxyServer({
     listen: config.proxy.listen,

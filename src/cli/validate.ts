@@ -14,11 +14,12 @@ const ROUTING_SECTIONS = ['regions', 'services', 'routes'];
 
 /** Every problem of a routing document: schema and cross references. No connection is opened. */
 export function routingIssues(raw: unknown): { issues: ConfigIssue[]; counts: string } {
-  const { doc, issues } = validateRoutingObjects(raw);
+  const { doc, issues, rejected } = validateRoutingObjects(raw);
   const upstreams = new UpstreamRegistry();
   const health = new HealthRegistry();
   const compiled = compileTable(doc, {
     revision: 0,
+    rejected,
     source: 'file',
     node: new Locator([], {}).node,
     bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c) => health.acquire(a, c) },

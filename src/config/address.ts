@@ -15,6 +15,7 @@ const HOSTNAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_
 export function parseHostPort(text: string, options: { allowEmptyHost: boolean }): HostPort | string {
   let host: string;
   let portText: string;
+  if (text.includes('://')) return `"${text}": write host:port, without a scheme`;
   if (text.startsWith('[')) {
     const close = text.indexOf(']');
     if (close < 0 || text[close + 1] !== ':') return `"${text}" is not "[ipv6]:port"`;

@@ -25,6 +25,8 @@ export interface CompileContext {
   readonly bindings: TableBindings;
   /** The proxy's own origin (node.location / node.region), steering's fallback. */
   readonly node: Origin;
+  /** `kind.name` of objects rejected by validation, so references to them say so. */
+  readonly rejected?: ReadonlySet<string>;
 }
 
 function compileRegions(specs: Readonly<Record<string, RegionSpec>>): Map<string, Region> {
@@ -37,10 +39,15 @@ function compileRegions(specs: Readonly<Record<string, RegionSpec>>): Map<string
 }
 
 /** Cross-reference checks of one service against the regions; returns its issues. */
-function serviceIssues(name: string, spec: ServiceSpec, regions: ReadonlyMap<string, Region>): ConfigIssue[] {
+/** Why a reference to another object does not resolve: it never existed, or it was rejected. */
+function missing(kind: 'region' | 'service', name: string, rejected: ReadonlySet<string>): string {
+  return rejected.has(`${kind}s.${name}`) ? `${kind} "${name}" is disabled by its own errors` : `unknown ${kind} "${name}"`;
+}
+
+function serviceIssues(name: string, spec: ServiceSpec, regions: ReadonlyMap<string, Region>, rejected: ReadonlySet<string>): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const at = (...segments: PropertyKey[]): string => objectPath('services', name, ...segments);
-  const unknownRegion = (region: string): string => `unknown region "${region}"`;
+  const unknownRegion = (region: string): string => missing('region', region, rejected);
   spec.failover?.forEach((region, i) => {
     if (!regions.has(region)) issues.push({ path: at('failover', i), message: unknownRegion(region) });
   });
@@ -148,11 +155,12 @@ function routeKeys(spec: RouteSpec): string[] {
  */
 export function compileTable(doc: RoutingDocument, ctx: CompileContext): { table: RoutingTable; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
+  const rejected = ctx.rejected ?? new Set<string>();
   const regions = compileRegions(doc.regions);
   const steeringCtx: SteeringContext = { node: ctx.node, regions };
   const services = new Map<string, Service>();
   for (const [name, spec] of Object.entries(doc.services)) {
-    const problems = serviceIssues(name, spec, regions);
+    const problems = serviceIssues(name, spec, regions, rejected);
     if (problems.length > 0) issues.push(...problems);
     else services.set(name, compileService(name, spec, regions, ctx, steeringCtx));
   }
@@ -162,7 +170,7 @@ export function compileTable(doc: RoutingDocument, ctx: CompileContext): { table
     const spec = doc.routes[name] as RouteSpec;
     const service = services.get(spec.service);
     if (service === undefined) {
-      const why = spec.service in doc.services ? `service "${spec.service}" is disabled by its own errors` : `unknown service "${spec.service}"`;
+      const why = spec.service in doc.services ? `service "${spec.service}" is disabled by its own errors` : missing('service', spec.service, rejected);
       issues.push({ path: objectPath('routes', name, 'service'), message: why });
       continue;
     }

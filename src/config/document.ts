@@ -12,12 +12,13 @@ export function parseConfigText(text: string, fileName: string): unknown {
       throw new ConfigError([{ path: fileName, message: `invalid JSON: ${(err as Error).message}` }]);
     }
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     const issues: ConfigIssue[] = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
       const where = pos === undefined ? fileName : `${fileName}:${pos.line}:${pos.col}`;
-      return { path: where, message: `invalid YAML: ${e.message.split('\n')[0] ?? e.code}` };
+      const first = (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, '');
+      return { path: where, message: `invalid YAML: ${first}` };
     });
     throw new ConfigError(issues);
   }

@@ -49,13 +49,14 @@ function routeIssues(route: RouteSpec, base: string): ConfigIssue[] {
 /**
  * Validates a routing document object by object, so that every problem is
  * reported and valid objects survive beside invalid ones. Returns the valid
- * objects and the issues of the rest.
+ * objects, the issues of the rest, and the rest's `kind.name` keys.
  */
-export function validateRoutingObjects(raw: unknown): { doc: RoutingDocument; issues: ConfigIssue[] } {
+export function validateRoutingObjects(raw: unknown): { doc: RoutingDocument; issues: ConfigIssue[]; rejected: Set<string> } {
   const doc: RoutingDocument = { regions: {}, services: {}, routes: {} };
   const issues: ConfigIssue[] = [];
-  if (raw === null || raw === undefined) return { doc, issues };
-  if (!isRecord(raw)) return { doc, issues: [{ path: '', message: 'a routing table is a mapping with regions, services and routes' }] };
+  const rejected = new Set<string>();
+  if (raw === null || raw === undefined) return { doc, issues, rejected };
+  if (!isRecord(raw)) return { doc, issues: [{ path: '', message: 'a routing table is a mapping with regions, services and routes' }], rejected };
   for (const key of Object.keys(raw)) {
     if (!(OBJECT_KINDS as readonly string[]).includes(key)) issues.push({ path: key, message: 'unknown field (expected regions, services or routes)' });
   }
@@ -68,11 +69,15 @@ export function validateRoutingObjects(raw: unknown): { doc: RoutingDocument; is
     }
     for (const [name, value] of Object.entries(section)) {
       const result = validateObject(kind, name, value);
-      if (result.ok) (doc[kind] as Record<string, unknown>)[name] = result.value;
-      else issues.push(...result.issues);
+      if (result.ok) {
+        (doc[kind] as Record<string, unknown>)[name] = result.value;
+      } else {
+        issues.push(...result.issues);
+        rejected.add(`${kind}.${name}`);
+      }
     }
   }
-  return { doc, issues };
+  return { doc, issues, rejected };
 }
 
 /** Path of a field inside an object, for cross-reference issues. */

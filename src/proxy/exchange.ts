@@ -78,7 +78,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#host.responseExtras(this, headers);
     this.#resume = resume;
     try {
-      this.res.writeHead(statusCode, statusText, headers);
+      this.res.writeHead(statusCode, statusText === '' ? undefined : statusText, headers);
     } catch {
       // An upstream header Node refuses to send (bad characters): not forwardable.
       this.#abort?.(new Error('invalid response header'));

@@ -15,8 +15,6 @@ export interface RequestHead {
   readonly requestId: string | undefined;
   /** Whether a body follows the head (Content-Length above 0, or Transfer-Encoding). */
   readonly hasBody: boolean;
-  /** Whether the client asked for `Connection: close`. */
-  readonly close: boolean;
 }
 
 function join(previous: string | undefined, value: string): string {
@@ -100,12 +98,8 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
         forward.push(name, value);
     }
   }
-  let close = false;
-  if (connection !== undefined) {
-    close = /(^|,)\s*close\s*(,|$)/i.test(connection);
-    dropConnectionTokens(forward, connection);
-  }
-  return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, hasBody, close };
+  if (connection !== undefined) dropConnectionTokens(forward, connection);
+  return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, hasBody };
 }
 
 /**

@@ -6,21 +6,36 @@ function usable(ep: Endpoint, ignoreHealth: boolean): boolean {
 
 /** Load per unit of weight: what least-outstanding-requests compares. */
 function load(ep: Endpoint): number {
-  return (ep.upstream.outstanding + 1) / ep.weight;
+  return ep.upstream.outstanding / ep.weight;
 }
 
-function weightedIndex(group: RegionGroup): number {
-  const cumulative = group.cumulativeWeights;
-  const draw = Math.random() * (cumulative[cumulative.length - 1] as number);
+function indexAt(cumulative: Float64Array, draw: number): number {
   let i = 0;
   while (draw >= (cumulative[i] as number)) i++;
   return i;
 }
 
+/** A weighted random index. */
+function weightedIndex(group: RegionGroup): number {
+  const cumulative = group.cumulativeWeights;
+  return indexAt(cumulative, Math.random() * (cumulative[cumulative.length - 1] as number));
+}
+
+/** A weighted random index other than `excluded`: drawn from the remaining weight. */
+function weightedIndexExcept(group: RegionGroup, excluded: number): number {
+  const cumulative = group.cumulativeWeights;
+  const start = excluded === 0 ? 0 : (cumulative[excluded - 1] as number);
+  const width = (cumulative[excluded] as number) - start;
+  let draw = Math.random() * ((cumulative[cumulative.length - 1] as number) - width);
+  if (draw >= start) draw += width;
+  return indexAt(cumulative, draw);
+}
+
 /**
- * Power of two choices: draw two endpoints by weight, send to the one with less
- * outstanding work per unit of weight. Falls back to a scan when a drawn endpoint
- * is unhealthy. Null when no endpoint of the group can take the request.
+ * Power of two choices: draw two distinct endpoints by weight, send to the one
+ * with less outstanding work per unit of weight; on a tie (an idle region) the
+ * first draw wins, so idle traffic follows the weights exactly. Falls back to a
+ * scan when a drawn endpoint is unhealthy. Null when no endpoint can take the request.
  */
 export function pickEndpoint(group: RegionGroup, ignoreHealth = false): Endpoint | null {
   const eps = group.endpoints;
@@ -31,8 +46,7 @@ export function pickEndpoint(group: RegionGroup, ignoreHealth = false): Endpoint
     return usable(only, ignoreHealth) ? only : null;
   }
   const i = weightedIndex(group);
-  let j = weightedIndex(group);
-  if (j === i) j = (i + 1) % n;
+  const j = weightedIndexExcept(group, i);
   const a = eps[i] as Endpoint;
   const b = eps[j] as Endpoint;
   const aOk = usable(a, ignoreHealth);

@@ -36,6 +36,8 @@ export interface ApplierOptions {
   readonly node: Origin;
   /** Where the last-good snapshot is written; null to keep none. */
   readonly snapshotPath: string | null;
+  /** Identity of the source, recorded in the snapshot (`file:/abs/path`, `etcd:/prefix/`). */
+  readonly origin: string;
   /** Reject the whole document when any object has a problem (file store), instead of disabling that object. */
   readonly rejectOnIssues: boolean;
 }
@@ -65,7 +67,7 @@ export class TableApplier {
   /** Validates, compiles and (when clean enough) swaps in a snapshot. */
   apply(snapshot: StoreSnapshot): ApplyResult {
     const { metrics, logger } = this.#options;
-    const { doc, issues } = validateRoutingObjects(snapshot.document);
+    const { doc, issues, rejected } = validateRoutingObjects(snapshot.document);
     const stale = snapshot.stale ?? false;
     if (this.current !== null && this.current.source === snapshot.source && this.stale === stale && isDeepStrictEqual(doc, this.#document) && issues.length === 0) {
       this.issues = [];
@@ -73,7 +75,7 @@ export class TableApplier {
       return { result: 'unchanged' };
     }
     const revision = snapshot.revision ?? this.#fileRevision + 1;
-    const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#bindings() };
+    const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#bindings(), rejected };
     const compiled = compileTable(doc, context);
     const all = [...issues, ...compiled.issues];
     if (all.length > 0 && this.#options.rejectOnIssues) {
@@ -132,7 +134,7 @@ export class TableApplier {
   #saveSnapshot(source: 'file' | 'etcd', revision: number, document: unknown): void {
     const path = this.#options.snapshotPath as string;
     this.#snapshotWrite = this.#snapshotWrite
-      .then(() => writeSnapshot(path, { source, revision, document }))
+      .then(() => writeSnapshot(path, { source, origin: this.#options.origin, revision, document }))
       .catch((err: Error) => this.#options.logger.warn({ err: err.message, path }, 'cannot write last-good snapshot'));
   }
 }

@@ -7,6 +7,8 @@ export interface SnapshotFile {
   readonly format: 1;
   /** Where the table came from when it was saved. */
   readonly source: Exclude<TableSource, 'snapshot'>;
+  /** Which source exactly (`file:/abs/routes.yaml`, `etcd:/meridian/`): a snapshot only stands in for its own origin. */
+  readonly origin: string;
   readonly revision: number;
   readonly savedAt: string;
   /** The routing document (regions, services, routes) as it was applied. */
@@ -32,7 +34,7 @@ export async function readSnapshot(path: string): Promise<SnapshotFile | null> {
     throw err;
   }
   const parsed = JSON.parse(text) as Partial<SnapshotFile>;
-  if (parsed.format !== 1 || (parsed.source !== 'file' && parsed.source !== 'etcd') || typeof parsed.revision !== 'number') {
+  if (parsed.format !== 1 || (parsed.source !== 'file' && parsed.source !== 'etcd') || typeof parsed.revision !== 'number' || typeof parsed.origin !== 'string') {
     throw new Error(`${path} is not a Meridian snapshot (format 1)`);
   }
   return parsed as SnapshotFile;

@@ -22,8 +22,8 @@ export interface TestMeridian {
 export type StaticOverrides = Record<string, Record<string, unknown>>;
 
 /** Writes `doc` as YAML (or raw text when a string) to the routes file and starts Meridian on it. */
-export async function startTestMeridian(routes: unknown, overrides: StaticOverrides = {}): Promise<TestMeridian> {
-  const dir = await mkdtemp(join(tmpdir(), 'meridian-test-'));
+export async function startTestMeridian(routes: unknown, overrides: StaticOverrides = {}, options: { dir?: string } = {}): Promise<TestMeridian> {
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'meridian-test-')));
   const routesFile = join(dir, 'routes.yaml');
   const writeRoutes = async (doc: unknown): Promise<void> => {
     const temp = `${routesFile}.tmp`;
@@ -52,7 +52,7 @@ export async function startTestMeridian(routes: unknown, overrides: StaticOverri
 }
 
 /** A one-service routing table: `web` on every host, each region's endpoints as given. */
-export function simpleRoutes(endpoints: Record<string, string[]>, service: Record<string, unknown> = {}): Record<string, unknown> {
+export function simpleRoutes(endpoints: Record<string, (string | { address: string; weight?: number; drain?: boolean })[]>, service: Record<string, unknown> = {}): Record<string, unknown> {
   const locations: Record<string, { lat: number; lon: number }> = {
     'eu-west': { lat: 53.35, lon: -6.26 },
     'us-east': { lat: 38.9, lon: -77.04 },

@@ -32,7 +32,7 @@ export interface TestUpstream {
 export async function startUpstream(label = 'upstream', options: { collectBody?: boolean } = {}): Promise<TestUpstream> {
   const sockets = new Set<Socket>();
   const seen: SeenRequest[] = [];
-  let handler = (req: IncomingMessage, res: ServerResponse): void => {
+  let handler: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void = (req, res) => {
     const body = JSON.stringify({ label, url: req.url });
     res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': label }).end(body);
   };
@@ -66,7 +66,7 @@ export async function startUpstream(label = 'upstream', options: { collectBody?:
     seen,
     started: 0,
     handle(fn) {
-      handler = fn as typeof handler;
+      handler = fn;
     },
     connections: () => sockets.size,
     async kill() {
