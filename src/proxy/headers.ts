@@ -102,6 +102,18 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
   return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, hasBody };
 }
 
+/** Sets `name` (lowercase) in a flat header array: replaces every earlier value with `value`. */
+export function setHeader(headers: string[], name: string, value: string): void {
+  let out = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === name) continue;
+    headers[out++] = headers[i] as string;
+    headers[out++] = headers[i + 1] as string;
+  }
+  headers.length = out;
+  headers.push(name, value);
+}
+
 /**
  * Turns upstream response headers (raw buffers) into a flat array for
  * `writeHead`, without hop-by-hop headers or those the upstream's Connection names.

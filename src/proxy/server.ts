@@ -14,7 +14,7 @@ import { selectEndpoint } from '../routing/select.js';
 import type { Endpoint, Route, RoutingTable } from '../routing/table.js';
 import { ERRORS, sendError, type ProxyError } from './errors.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
-import { readRequestHead, type RequestHead } from './headers.js';
+import { readRequestHead, setHeader, type RequestHead } from './headers.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
 
 /** Where the proxy reads the routing table in force: one reference, swapped whole. */
@@ -47,6 +47,8 @@ export interface Peer {
 export interface Target {
   /** Origin-form request target to send upstream. */
   readonly url: string;
+  /** The request's authority: its Host header, or the host of an absolute-form target. */
+  readonly host: string | undefined;
   readonly route: Route;
   readonly endpoint: Endpoint;
   readonly setCookie: string | null;
@@ -169,13 +171,13 @@ export class ProxyServer implements ExchangeHost {
   }
 
   /** Adds the forwarding headers to a request's outgoing header list. */
-  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer): string {
+  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer, host: string | undefined): string {
     const requestId = head.requestId ?? randomUUID();
     if (head.requestId === undefined) forward.push('x-request-id', requestId);
     const trusted = peer.trusted;
     forward.push('x-forwarded-for', trusted && head.forwardedFor !== undefined ? `${head.forwardedFor}, ${peer.address.text}` : peer.address.text);
     forward.push('x-forwarded-proto', trusted && head.forwardedProto !== undefined ? head.forwardedProto : 'http');
-    const forwardedHost = trusted && head.forwardedHost !== undefined ? head.forwardedHost : head.host;
+    const forwardedHost = trusted && head.forwardedHost !== undefined ? head.forwardedHost : host;
     if (forwardedHost !== undefined) forward.push('x-forwarded-host', forwardedHost);
     forward.push('via', head.via === undefined ? this.#via : `${head.via}, ${this.#via}`);
     return requestId;
@@ -193,8 +195,10 @@ export class ProxyServer implements ExchangeHost {
     if (url.charCodeAt(0) !== 47 /* / */) {
       const target = absoluteTarget(url);
       if (target === null) return { error: ERRORS.badRequest, series: this.#unrouted };
+      // RFC 9112 3.2.2: the target's authority replaces any Host the client sent.
       host = target.host;
       url = target.path;
+      setHeader(head.forward, 'host', host);
     }
     const route = table.matcher.match(host, url);
     if (route === null) return { error: ERRORS.noRoute, series: this.#unrouted };
@@ -211,7 +215,7 @@ export class ProxyServer implements ExchangeHost {
       const series = this.#options.metrics.series({ route: route.name, service: service.name, version: version.name, region: '' });
       return { error: ERRORS.noHealthyUpstream, series };
     }
-    return { url, route, endpoint, setCookie: choice.setCookie };
+    return { url, host, route, endpoint, setCookie: choice.setCookie };
   }
 
   #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
@@ -220,7 +224,7 @@ export class ProxyServer implements ExchangeHost {
     const peer = this.peerOf(req.socket);
     const target = this.resolve(req, head, peer);
     if ('error' in target) return this.#reject(res, target, startedAt, expectContinue);
-    const requestId = this.forwardingHeaders(head.forward, head, peer);
+    const requestId = this.forwardingHeaders(head.forward, head, peer, target.host);
     if (expectContinue) res.writeContinue();
     const exchange = new Exchange(this, req, res, target.route, target.endpoint, requestId, target.setCookie, startedAt);
     this.#inFlight++;

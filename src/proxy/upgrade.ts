@@ -13,10 +13,13 @@ export interface UpgradeHost {
   readonly draining: boolean;
   peerOf(socket: Socket): Peer;
   resolve(req: IncomingMessage, head: RequestHead, peer: Peer): Target | Rejection;
-  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer): string;
+  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer, host: string | undefined): string;
   recordRejection(rejection: Rejection, startedAt: number): void;
   checkDrained(): void;
 }
+
+/** Bytes a client may send behind its upgrade request before the upstream has answered. */
+const MAX_EARLY_BYTES = 64 * 1024;
 
 /** Writes a complete error response on a raw socket and closes it. */
 function rawError(socket: Duplex, error: ProxyError): void {
@@ -83,19 +86,37 @@ export class UpgradeProxy {
       rawError(client, target.error);
       return;
     }
-    this.#host.forwardingHeaders(head.forward, head, peer);
+    this.#host.forwardingHeaders(head.forward, head, peer, target.host);
     const endpoint = target.endpoint;
     const sockets = this.#sockets;
     const host = this.#host;
     let abort: ((err?: Error) => void) | null = null;
+    let settled = false;
     const done = (): void => {
+      settled = true;
       endpoint.upstream.outstanding--;
     };
-    client.once('close', () => abort?.(new Error('client went away')));
+    // The upgraded socket is paused and detached from the HTTP parser: read it
+    // while the upstream decides, so that a client leaving is noticed, keeping
+    // early bytes (up to a bound) for the upstream.
+    const pending: Buffer[] = early.length > 0 ? [early] : [];
+    let pendingBytes = early.length;
+    const hold = (chunk: Buffer): void => {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= MAX_EARLY_BYTES) client.pause();
+    };
+    const leave = (): void => {
+      if (!settled) abort?.(new Error('client went away'));
+    };
+    client.on('data', hold);
+    client.once('end', leave);
+    client.once('close', leave);
     endpoint.upstream.outstanding++;
     const handler: Dispatcher.DispatchHandler = {
       onConnect(abortRequest) {
         abort = abortRequest;
+        if (client.destroyed || client.readableEnded) abortRequest(new Error('client went away'));
       },
       onUpgrade(statusCode, rawHeaders, upstream) {
         done();
@@ -103,8 +124,10 @@ export class UpgradeProxy {
           upstream.destroy();
           return;
         }
+        client.off('data', hold);
+        client.off('end', leave);
         client.write(rawHead(statusCode, 'Switching Protocols', rawHeaders ?? [], true));
-        if (early.length > 0) upstream.write(early);
+        for (const chunk of pending) upstream.write(chunk);
         for (const socket of [client, upstream]) {
           sockets.add(socket);
           socket.once('close', () => {
