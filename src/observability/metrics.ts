@@ -10,6 +10,49 @@ export interface RequestSeries {
   observe(status: number, seconds: number): void;
 }
 
+type CounterChild = { inc(value: number): void };
+type HistogramChild = { observe(value: number): void };
+
+/**
+ * One series' children per status class, created on first use. Request counts
+ * are kept as plain numbers and handed to prom-client when it collects, which
+ * keeps its per-call label hashing off the request path.
+ */
+class StatusSeries implements RequestSeries {
+  readonly #counts = [0, 0, 0, 0, 0];
+  readonly #counters: (CounterChild | undefined)[] = [];
+  readonly #histograms: (HistogramChild | undefined)[] = [];
+  readonly #labels: LabelSet;
+  readonly #metrics: Metrics;
+
+  constructor(metrics: Metrics, labels: LabelSet) {
+    this.#metrics = metrics;
+    this.#labels = labels;
+  }
+
+  observe(status: number, seconds: number): void {
+    const i = Math.min(4, Math.max(0, ((status / 100) | 0) - 1));
+    this.#counts[i] = (this.#counts[i] as number) + 1;
+    (this.#histograms[i] ?? this.#histogram(i)).observe(seconds);
+  }
+
+  /** Moves the counts recorded since the last collection into the request counter. */
+  flush(): void {
+    for (let i = 0; i < 5; i++) {
+      const n = this.#counts[i] as number;
+      if (n === 0) continue;
+      this.#counts[i] = 0;
+      (this.#counters[i] ??= this.#metrics.requests.labels({ ...this.#labels, status_class: STATUS_CLASSES[i] as string })).inc(n);
+    }
+  }
+
+  #histogram(i: number): HistogramChild {
+    const child = this.#metrics.duration.labels({ ...this.#labels, status_class: STATUS_CLASSES[i] as string });
+    this.#histograms[i] = child;
+    return child;
+  }
+}
+
 interface LabelSet {
   route: string;
   service: string;
@@ -28,12 +71,21 @@ export class Metrics {
   readonly configRevision: Gauge;
   readonly configObjectsRejected: Gauge;
   readonly openConnections: Gauge;
-  readonly #series = new Map<string, RequestSeries>();
+  readonly #series = new Map<string, StatusSeries>();
 
   constructor(options: { defaultMetrics: boolean }) {
     const registers = [this.registry];
     const requestLabels = ['route', 'service', 'version', 'region', 'status_class'] as const;
-    this.requests = new Counter({ name: 'meridian_requests_total', help: 'Proxied requests by route, service, version, region and status class.', labelNames: requestLabels, registers });
+    const series = this.#series;
+    this.requests = new Counter({
+      name: 'meridian_requests_total',
+      help: 'Proxied requests by route, service, version, region and status class.',
+      labelNames: requestLabels,
+      registers,
+      collect() {
+        for (const s of series.values()) s.flush();
+      },
+    });
     this.duration = new Histogram({
       name: 'meridian_request_duration_seconds',
       help: 'Time from request arrival to the last response byte, by route, service, version, region and status class.',
@@ -55,7 +107,7 @@ export class Metrics {
     const key = `${labels.route}\u0000${labels.service}\u0000${labels.version}\u0000${labels.region}`;
     let series = this.#series.get(key);
     if (series === undefined) {
-      series = this.#createSeries(labels);
+      series = new StatusSeries(this, labels);
       this.#series.set(key, series);
     }
     return series;
@@ -73,24 +125,5 @@ export class Metrics {
         this.duration.remove(labels);
       }
     }
-  }
-
-  #createSeries(labels: LabelSet): RequestSeries {
-    type Pair = { count: { inc(): void }; time: { observe(v: number): void } };
-    const children: (Pair | undefined)[] = [];
-    const child = (i: number): Pair => {
-      const status_class = STATUS_CLASSES[i] as string;
-      const pair = { count: this.requests.labels({ ...labels, status_class }), time: this.duration.labels({ ...labels, status_class }) };
-      children[i] = pair;
-      return pair;
-    };
-    return {
-      observe(status: number, seconds: number): void {
-        const i = Math.min(4, Math.max(0, ((status / 100) | 0) - 1));
-        const pair = children[i] ?? child(i);
-        pair.count.inc();
-        pair.time.observe(seconds);
-      },
-    };
   }
 }

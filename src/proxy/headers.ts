@@ -23,6 +23,11 @@ function join(previous: string | undefined, value: string): string {
 
 /** Drops from a flat header array every header whose name is listed in a Connection value. */
 function dropConnectionTokens(headers: string[], connection: string): void {
+  // The common values name no header: skip the scan.
+  if (connection.length <= 10) {
+    const lower = connection.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close') return;
+  }
   const named = new Set<string>();
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase();

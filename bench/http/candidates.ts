@@ -1,0 +1,177 @@
+/**
+ * What bench/http compares: each candidate is a way to start a process that
+ * listens on a port and forwards to the bench upstream.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { findProgram, startProcess, type BenchProcess } from '../lib/process.js';
+
+/** A proxy (or the upstream itself) under test. */
+export interface Candidate {
+  readonly name: string;
+  /** Starts it listening on `port`, forwarding to `upstream` (`host:port`); null for "direct". */
+  readonly start: ((port: number, upstream: string, dir: string) => BenchProcess) | null;
+}
+
+const node = process.execPath;
+const benchDir = new URL('..', import.meta.url).pathname;
+const meridianCli = new URL('../../dist/cli.js', import.meta.url).pathname;
+
+function nodeCandidate(name: string, script: string): Candidate {
+  return {
+    name,
+    start: (port, upstream) => startProcess(name, node, [join(benchDir, 'http', script), '--port', String(port), '--upstream', upstream]),
+  };
+}
+
+/** Meridian as users run it: one process, the CLI, a routing-table file, metrics on the admin port. */
+function meridian(): Candidate {
+  return {
+    name: 'meridian',
+    start(port, upstream, dir) {
+      const home = join(dir, 'meridian');
+      mkdirSync(home, { recursive: true });
+      writeFileSync(
+        join(home, 'routes.yaml'),
+        [
+          'regions:',
+          '  local: { location: { lat: 51.5, lon: -0.1 } }',
+          'services:',
+          '  bench:',
+          '    versions:',
+          `      stable: { endpoints: { local: ["${upstream}"] } }`,
+          'routes:',
+          '  all: { pathPrefix: /, service: bench }',
+          '',
+        ].join('\n'),
+      );
+      writeFileSync(
+        join(home, 'meridian.yaml'),
+        [
+          'node: { name: bench, region: local, location: { lat: 51.5, lon: -0.1 } }',
+          `proxy: { listen: "127.0.0.1:${port}" }`,
+          'admin: { listen: "127.0.0.1:0" }',
+          `store: { file: ${JSON.stringify(join(home, 'routes.yaml'))}, snapshot: ${JSON.stringify(join(home, 'last-good.json'))} }`,
+          '',
+        ].join('\n'),
+      );
+      return startProcess('meridian', node, [meridianCli, 'start', '--config', join(home, 'meridian.yaml'), '--log-level', 'warn']);
+    },
+  };
+}
+
+/** nginx with one worker and upstream keep-alive: the usual hand-tuned edge config. */
+function nginxProxy(binary: string): Candidate {
+  return {
+    name: 'nginx',
+    start(port, upstream, dir) {
+      const prefix = join(dir, 'nginx-proxy');
+      mkdirSync(join(prefix, 'logs'), { recursive: true });
+      const conf = join(prefix, 'nginx.conf');
+      writeFileSync(
+        conf,
+        `worker_processes 1;
+daemon off;
+master_process on;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fcgi; uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;
+  upstream backend { server ${upstream}; keepalive 128; keepalive_requests 1000000; }
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+  }
+}
+`,
+      );
+      return startProcess('nginx', binary, ['-p', prefix, '-c', conf]);
+    },
+  };
+}
+
+/** HAProxy with one thread and connection reuse. */
+function haproxy(binary: string): Candidate {
+  return {
+    name: 'haproxy',
+    start(port, upstream, dir) {
+      const conf = join(dir, 'haproxy.cfg');
+      writeFileSync(
+        conf,
+        `global
+  nbthread 1
+  maxconn 5000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+backend be
+  server s1 ${upstream}
+`,
+      );
+      return startProcess('haproxy', binary, ['-db', '-f', conf]);
+    },
+  };
+}
+
+/** Every candidate this machine can run, in table order. */
+export function candidates(): Candidate[] {
+  const list: Candidate[] = [
+    { name: 'direct', start: null },
+    nodeCandidate('bare-undici', 'bare-proxy.js'),
+    nodeCandidate('node-http-proxy', 'http-proxy-baseline.js'),
+    meridian(),
+  ];
+  const nginx = findProgram('nginx');
+  if (nginx !== null) list.push(nginxProxy(nginx));
+  const ha = findProgram('haproxy');
+  if (ha !== null) list.push(haproxy(ha));
+  return list;
+}
+
+/** The upstream every candidate forwards to: nginx serving a fixed body when installed, else a Node server. */
+export function startUpstream(port: number, size: number, dir: string): BenchProcess {
+  const nginx = findProgram('nginx');
+  if (nginx === null) return startProcess('upstream (node)', node, [join(benchDir, 'http', 'upstream.js'), '--port', String(port), '--size', String(size)]);
+  const prefix = join(dir, 'nginx-upstream');
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
+  writeFileSync(join(prefix, 'body'), 'm'.repeat(size));
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_body_temp_path ${prefix}/body-temp;
+  server {
+    listen 127.0.0.1:${port};
+    root ${prefix};
+    location / { default_type text/plain; try_files /body =404; }
+  }
+}
+`,
+  );
+  return startProcess('upstream (nginx)', nginx, ['-p', prefix, '-c', conf]);
+}
