@@ -81,9 +81,10 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   for (const cidr of config.proxy.trustedProxies) trusted.add(cidr, true);
   const store = new FileStore(config.store.file as string, logger);
   const origin = `file:${resolve(store.path)}`;
+  const health = new HealthRegistry({ activeChecks: true, logger, metrics });
   const applier = new TableApplier({
     upstreams,
-    health: new HealthRegistry(),
+    health,
     metrics,
     logger,
     node: locator.node,
@@ -130,6 +131,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
       logger.info({ inFlight: proxy.inFlight, timeoutMs: config.proxy.shutdownTimeout }, 'shutting down: draining requests in flight');
       await store.close();
       await proxy.close(config.proxy.shutdownTimeout);
+      health.close();
       await upstreams.closeAll(true);
       await admin.close();
       await applier.flush();

@@ -14,6 +14,8 @@ interface EndpointView {
   since: string;
   outstanding: number;
   latencyMs: number | null;
+  checkRttMs: number | null;
+  lastCheck: string | null;
 }
 
 interface State {
@@ -41,6 +43,8 @@ t.test('healthz, readyz, state and metrics', async (t) => {
   for (let i = 0; i < 3; i++) t.equal((await send(m.port, { path: '/x' })).status, 200);
   t.equal((await send(m.port, { path: '/x', headers: { host: 'nothing.test' } })).status, 200, 'the any-host route serves every host');
 
+  // The first active check runs at once; a passing one makes the endpoint healthy.
+  await waitFor(() => up.healthChecks > 0 && m.meridian.applier.current?.services.get('web')?.versions.get('stable')?.groups[0]?.all[0]?.health.state === 'healthy', 'the first health check');
   const state = await getJson<State>(m.adminPort, '/api/v1/state');
   t.equal(state.node.name, 'test-node');
   t.equal(state.revision, 1);
@@ -51,7 +55,9 @@ t.test('healthz, readyz, state and metrics', async (t) => {
   const stable = state.services.web?.versions.stable;
   t.equal(stable?.weight, 1);
   const eu = stable?.regions['eu-west']?.endpoints[0];
-  t.match(eu, { address: up.address, weight: 1, drain: false, health: 'unchecked', up: true, reason: 'unchecked', outstanding: 0 });
+  t.match(eu, { address: up.address, weight: 1, drain: false, health: 'healthy', up: true, ejected: false, reason: 'ok', outstanding: 0 });
+  t.type(eu?.checkRttMs, 'number', 'the last check round trip is shown');
+  t.type(eu?.lastCheck, 'string');
   t.type(eu?.latencyMs, 'number', 'a measured endpoint shows its response time');
   const us = stable?.regions['us-east']?.endpoints[0];
   t.match(us, { address: '127.0.0.1:1', weight: 3, drain: true, latencyMs: null }, 'drained endpoints are listed too');

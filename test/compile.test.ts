@@ -6,9 +6,8 @@ import { readConfigFile } from '../src/config/document.js';
 import { formatIssue } from '../src/config/issues.js';
 import { validateRoutingObjects } from '../src/config/routing-validate.js';
 import { UNKNOWN_ORIGIN } from '../src/geo/origin.js';
-import { HealthRegistry } from '../src/health/registry.js';
 import { UpstreamRegistry } from '../src/proxy/upstream.js';
-import { compileClean, serviceOf } from './helpers/table.js';
+import { compileClean, serviceOf, testHealthRegistry } from './helpers/table.js';
 
 const EU = { 'eu-west': { location: { lat: 53.35, lon: -6.26 } } };
 const TWO_REGIONS = { ...EU, 'us-east': { location: { lat: 38.9, lon: -77.04 } } };
@@ -356,13 +355,13 @@ t.test('valid objects survive beside invalid ones in compileTable output', async
   t.same([...rejected].sort(), ['regions.broken', 'services.bad'], 'schema failures reject just their own objects');
   t.same(Object.keys(doc.services).sort(), ['alsoGood', 'good', 'usesBroken']);
   const upstreams = new UpstreamRegistry();
-  const health = new HealthRegistry();
+  const health = testHealthRegistry();
   const compiled = compileTable(doc, {
     revision: 7,
     source: 'etcd',
     rejected,
     node: UNKNOWN_ORIGIN,
-    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c) => health.acquire(a, c) },
+    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c, ms) => health.acquire(a, c, ms) },
   });
   const table = compiled.table;
   t.same([...table.regions.keys()], ['eu-west']);

@@ -11,8 +11,11 @@ function endpointState(ep: Endpoint): Record<string, unknown> {
     drain: ep.drain,
     health: ep.health.state,
     up: ep.health.up,
+    ejected: ep.health.ejected,
     reason: ep.health.reason,
     since: new Date(ep.health.changedAt).toISOString(),
+    lastCheck: ep.health.lastCheckAt === 0 ? null : new Date(ep.health.lastCheckAt).toISOString(),
+    checkRttMs: ep.health.lastCheckRttMs,
     outstanding: ep.upstream.outstanding,
     latencyMs: Number.isNaN(ep.upstream.latencyMs) ? null : Math.round(ep.upstream.latencyMs * 100) / 100,
   };

@@ -5,6 +5,8 @@ import { validateRoutingObjects } from '../config/routing-validate.js';
 import { buildStaticConfig } from '../config/static-load.js';
 import { HealthRegistry } from '../health/registry.js';
 import { Locator } from '../geo/locator.js';
+import { createLogger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
 import { UpstreamRegistry } from '../proxy/upstream.js';
 import { parseFlags, UsageError } from './args.js';
 import { USAGE } from './help.js';
@@ -16,13 +18,13 @@ const ROUTING_SECTIONS = ['regions', 'services', 'routes'];
 export function routingIssues(raw: unknown): { issues: ConfigIssue[]; counts: string } {
   const { doc, issues, rejected } = validateRoutingObjects(raw);
   const upstreams = new UpstreamRegistry();
-  const health = new HealthRegistry();
+  const health = new HealthRegistry({ activeChecks: false, logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }) });
   const compiled = compileTable(doc, {
     revision: 0,
     rejected,
     source: 'file',
     node: new Locator([], {}).node,
-    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c) => health.acquire(a, c) },
+    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c, ms) => health.acquire(a, c, ms) },
   });
   const t = compiled.table;
   return { issues: [...issues, ...compiled.issues], counts: `${t.regions.size} regions, ${t.services.size} services, ${t.routes.size} routes` };

@@ -15,7 +15,7 @@ import type { Endpoint, Region, RegionGroup, Route, RoutingTable, Service, Table
 /** Runtime state the compiled table attaches to its endpoints; shared across tables. */
 export interface TableBindings {
   upstream(address: HostPort, connectTimeoutMs: number): Upstream;
-  health(address: HostPort, check: HealthCheckSpec): EndpointHealth;
+  health(address: HostPort, check: HealthCheckSpec, slowStartMs: number): EndpointHealth;
 }
 
 /** Everything a compile needs besides the document. */
@@ -103,6 +103,7 @@ function compileService(name: string, spec: ServiceSpec, regions: ReadonlyMap<st
     for (const region of regions.values()) {
       const specs = versionSpec.endpoints[region.name];
       if (specs === undefined || specs.length === 0) continue;
+      const peers: Endpoint[] = [];
       const endpoints = specs.map(
         (ep): Endpoint =>
           Object.freeze({
@@ -115,9 +116,14 @@ function compileService(name: string, spec: ServiceSpec, regions: ReadonlyMap<st
             version: versionName,
             seriesKey: `${versionName}\u0000${region.name}`,
             upstream: ctx.bindings.upstream(ep.address, spec.timeouts.connect),
-            health: ctx.bindings.health(ep.address, spec.healthCheck),
+            health: ctx.bindings.health(ep.address, spec.healthCheck, spec.slowStart),
+            maxConcurrent: spec.limits.maxConcurrentPerEndpoint ?? Number.POSITIVE_INFINITY,
+            outlier: spec.outlier,
+            peers,
           }),
       );
+      peers.push(...endpoints);
+      Object.freeze(peers);
       const group = buildGroup(region, endpoints);
       groups.push(group);
     }
@@ -140,6 +146,8 @@ function compileService(name: string, spec: ServiceSpec, regions: ReadonlyMap<st
     versions,
     connectTimeoutMs: spec.timeouts.connect,
     requestTimeoutMs: spec.timeouts.request,
+    retryAttempts: spec.retries.attempts,
+    perTryTimeoutMs: spec.retries.perTryTimeout ?? spec.timeouts.request,
     failWhenAllDown: spec.whenAllDown === 'fail',
   });
 }

@@ -36,12 +36,55 @@ const endpointObject = z.strictObject({
 /** An endpoint: `"host:port"` or `{ address, weight, drain }`. */
 const endpointSchema = z.union([upstreamAddress.transform((address) => ({ address, weight: 1, drain: false })), endpointObject]);
 
-const healthCheckSchema = z.strictObject({
-  path: z.string().startsWith('/', 'must start with "/"').default('/healthz'),
-  interval: positiveDurationMs.default(5_000),
-  timeout: positiveDurationMs.default(2_000),
-  healthyThreshold: z.int().min(1).max(100).default(2),
-  unhealthyThreshold: z.int().min(1).max(100).default(3),
+/** Expected health-check statuses: codes (`204`) or inclusive ranges (`"200-399"`). */
+const statusRange = z.union([
+  z.int().min(100).max(599).transform((code) => ({ from: code, to: code })),
+  z.string().transform((text, ctx) => {
+    const m = /^([1-5]\d\d)-([1-5]\d\d)$/.exec(text);
+    if (m === null || Number(m[1]) > Number(m[2])) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a status range such as "200-399"` });
+      return z.NEVER;
+    }
+    return { from: Number(m[1]), to: Number(m[2]) };
+  }),
+]);
+
+const healthCheckSchema = z
+  .strictObject({
+    /** `http`: GET `path`, judged by status; `tcp`: a TCP connect, for non-HTTP upstreams. */
+    mode: z.enum(['http', 'tcp']).default('http'),
+    path: z.string().startsWith('/', 'must start with "/"').default('/healthz'),
+    host: z.string().min(1).optional(),
+    expectedStatus: z.array(statusRange).min(1).default([{ from: 200, to: 399 }]),
+    interval: positiveDurationMs.default(5_000),
+    timeout: positiveDurationMs.default(2_000),
+    healthyThreshold: z.int().min(1).max(100).default(2),
+    unhealthyThreshold: z.int().min(1).max(100).default(3),
+  })
+  .refine((c) => c.timeout <= c.interval, { message: 'timeout must not exceed interval', path: ['timeout'] });
+
+/** Passive health: what ejects an endpoint from live traffic, and for how long. */
+const outlierSchema = z.strictObject({
+  consecutive5xx: z.int().min(1).max(1000).default(5),
+  baseEjectionTime: positiveDurationMs.default(30_000),
+  maxEjectionTime: positiveDurationMs.default(300_000),
+  maxEjectedPercent: z.int().min(0).max(100).default(50),
+});
+
+const retriesSchema = z.strictObject({
+  attempts: z.int().min(0).max(10).default(2),
+  perTryTimeout: positiveDurationMs.optional(),
+  budget: z
+    .strictObject({
+      percent: z.number().min(0).max(100).default(20),
+      minConcurrent: z.int().min(0).max(1000).default(3),
+    })
+    .prefault({}),
+});
+
+const limitsSchema = z.strictObject({
+  /** Requests one endpoint may have in flight from this node; absent: no limit. */
+  maxConcurrentPerEndpoint: z.int().min(1).optional(),
 });
 
 const splitSchema = z.strictObject({
@@ -64,9 +107,10 @@ export const serviceSchema = z.strictObject({
   failover: z.array(objectName).optional(),
   regionWeights: z.record(objectName, weight).optional(),
   healthCheck: healthCheckSchema.prefault({}),
-  retries: z
-    .strictObject({ attempts: z.int().min(0).max(10).default(2), perTryTimeout: positiveDurationMs.optional() })
-    .prefault({}),
+  outlier: outlierSchema.prefault({}),
+  retries: retriesSchema.prefault({}),
+  limits: limitsSchema.prefault({}),
+  slowStart: durationMs.default(10_000),
   timeouts: z
     .strictObject({ connect: positiveDurationMs.default(1_000), request: durationMs.default(60_000) })
     .prefault({}),

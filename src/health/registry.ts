@@ -1,43 +1,101 @@
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
-import type { ServiceSpec } from '../config/routing-schema.js';
-import { EndpointHealth } from './endpoint-health.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { ActiveChecker, type CheckObserver } from './checker.js';
+import { EndpointHealth, RANK_DOWN, RANK_HEALTHY, type HealthCheckSpec, type HealthListener } from './endpoint-health.js';
 
-/** The check settings that, with the address, identify an endpoint's health. */
-export type HealthCheckSpec = ServiceSpec['healthCheck'];
+export type { HealthCheckSpec } from './endpoint-health.js';
 
 /** The identity of an endpoint for health purposes: address plus check settings. */
 export function healthKey(address: HostPort, check: HealthCheckSpec): string {
-  return `${formatHostPort(address)} ${check.path} ${check.interval}/${check.timeout} ${check.healthyThreshold}/${check.unhealthyThreshold}`;
+  const statuses = check.expectedStatus.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(',');
+  const target = check.mode === 'tcp' ? 'tcp' : `${check.host ?? ''}${check.path} ${statuses}`;
+  return `${formatHostPort(address)} ${target} ${check.interval}/${check.timeout} ${check.healthyThreshold}/${check.unhealthyThreshold}`;
 }
 
-/**
- * Health of every endpoint, keyed by identity and kept outside the routing table,
- * so a routing-table change never resets it. Until active checking runs, every
- * endpoint counts as healthy (state `unchecked`).
- */
-export class HealthRegistry {
-  readonly #entries = new Map<string, EndpointHealth>();
+/** Settings of the registry. */
+export interface HealthRegistryOptions {
+  /** Run active checks (off only in tests of the routing logic itself). */
+  readonly activeChecks: boolean;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
 
-  /** The health record for an endpoint identity, created on first use. */
-  acquire(address: HostPort, check: HealthCheckSpec): EndpointHealth {
+const RANK_NAMES = ['healthy', 'unchecked', 'down'];
+
+/**
+ * Health of every endpoint, keyed by identity and kept outside the routing
+ * table, so a routing-table change never resets it. New identities are checked
+ * at once; identities the table no longer uses stop being checked.
+ */
+export class HealthRegistry implements HealthListener, CheckObserver {
+  readonly #entries = new Map<string, { health: EndpointHealth; checker: ActiveChecker | null }>();
+  readonly #options: HealthRegistryOptions;
+
+  constructor(options: HealthRegistryOptions) {
+    this.#options = options;
+  }
+
+  /** The health record for an endpoint identity, created (and first checked) on first use. */
+  acquire(address: HostPort, check: HealthCheckSpec, slowStartMs: number): EndpointHealth {
     const key = healthKey(address, check);
     let entry = this.#entries.get(key);
     if (entry === undefined) {
-      entry = new EndpointHealth(key);
+      const health = new EndpointHealth(key, address, check, this);
+      const checker = this.#options.activeChecks ? new ActiveChecker(health, this) : null;
+      entry = { health, checker };
       this.#entries.set(key, entry);
+      this.#options.metrics.endpointUp.set({ endpoint: key }, 1);
+      checker?.start();
     }
-    return entry;
+    entry.health.rampMs = slowStartMs;
+    return entry.health;
   }
 
-  /** Forgets identities no longer used by the routing table in force. */
+  /** Forgets identities no longer used by the routing table in force, and stops checking them. */
   retain(inUse: Iterable<EndpointHealth>): void {
     const keep = new Set(inUse);
-    for (const [key, entry] of this.#entries) if (!keep.has(entry)) this.#entries.delete(key);
+    for (const [key, entry] of this.#entries) {
+      if (keep.has(entry.health)) continue;
+      entry.checker?.stop();
+      entry.health.dispose();
+      this.#entries.delete(key);
+      this.#options.metrics.endpointUp.remove({ endpoint: key });
+    }
+  }
+
+  /** Every identity tracked. */
+  *entries(): Generator<EndpointHealth> {
+    for (const entry of this.#entries.values()) yield entry.health;
   }
 
   /** Number of identities tracked. */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Stops every checker (shutdown). */
+  close(): void {
+    for (const entry of this.#entries.values()) {
+      entry.checker?.stop();
+      entry.health.dispose();
+    }
+  }
+
+  /** HealthListener: one log line and metric update per flip. */
+  changed(health: EndpointHealth, previousRank: number): void {
+    const { logger, metrics } = this.#options;
+    metrics.endpointUp.set({ endpoint: health.key }, health.rank === RANK_DOWN ? 0 : 1);
+    if (health.ejected && health.rank === RANK_DOWN) metrics.ejections.inc({ reason: health.reason });
+    const fields = { endpoint: formatHostPort(health.address), check: health.key, from: RANK_NAMES[previousRank], to: RANK_NAMES[health.rank], reason: health.reason };
+    if (health.rank === RANK_DOWN) logger.warn(fields, 'endpoint down');
+    else if (health.rank === RANK_HEALTHY) logger.info(fields, 'endpoint healthy');
+    else logger.info(fields, 'endpoint unchecked');
+  }
+
+  /** CheckObserver: counts check results. */
+  checked(_health: EndpointHealth, result: string): void {
+    this.#options.metrics.healthChecks.inc({ result });
   }
 }

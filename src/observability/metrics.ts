@@ -71,6 +71,12 @@ export class Metrics {
   readonly configRevision: Gauge;
   readonly configObjectsRejected: Gauge;
   readonly openConnections: Gauge;
+  readonly endpointUp: Gauge<'endpoint'>;
+  readonly healthChecks: Counter<'result'>;
+  readonly ejections: Counter<'reason'>;
+  readonly retries: Counter<'service' | 'reason'>;
+  readonly retriesDenied: Counter<'service'>;
+  readonly failovers: Counter<'service' | 'from' | 'to'>;
   readonly #series = new Map<string, StatusSeries>();
 
   constructor(options: { defaultMetrics: boolean }) {
@@ -99,6 +105,12 @@ export class Metrics {
     this.configRevision = new Gauge({ name: 'meridian_config_revision', help: 'Revision of the routing table in force.', registers });
     this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers });
     this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
+    this.endpointUp = new Gauge({ name: 'meridian_endpoint_up', help: 'Whether an endpoint identity (address and check settings) may take traffic: 1 up, 0 down.', labelNames: ['endpoint'], registers });
+    this.healthChecks = new Counter({ name: 'meridian_health_checks_total', help: 'Active health checks by result (ok, or the failure reason).', labelNames: ['result'], registers });
+    this.ejections = new Counter({ name: 'meridian_ejections_total', help: 'Endpoints taken out of rotation by passive signals, by reason.', labelNames: ['reason'], registers });
+    this.retries = new Counter({ name: 'meridian_retries_total', help: 'Requests sent again after a failed try, by service and the failure that caused it.', labelNames: ['service', 'reason'], registers });
+    this.retriesDenied = new Counter({ name: 'meridian_retries_denied_total', help: 'Retries not made because the service retry budget was spent.', labelNames: ['service'], registers });
+    this.failovers = new Counter({ name: 'meridian_failovers_total', help: 'Retries that moved a request to another region, by service and regions.', labelNames: ['service', 'from', 'to'], registers });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'meridian_' });
   }
 

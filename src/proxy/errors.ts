@@ -28,6 +28,7 @@ export const ERRORS = Object.freeze({
   badResponse: entry('upstream-bad-response', 502, 'upstream', false, 'The upstream sent an invalid response'),
   noTable: entry('no-routing-table', 503, 'internal', false, 'No routing table is loaded yet'),
   shuttingDown: entry('shutting-down', 503, 'internal', false, 'This node is shutting down'),
+  overloaded: entry('upstream-overloaded', 503, 'internal', false, 'Every upstream that could take this request is at its concurrency limit'),
   noHealthyUpstream: entry('no-healthy-upstream', 503, 'internal', false, 'No healthy upstream can take this request'),
   connectTimeout: entry('upstream-connect-timeout', 504, 'upstream', true, 'Timed out connecting to an upstream'),
   upstreamTimeout: entry('upstream-timeout', 504, 'upstream', false, 'The upstream did not answer in time'),

@@ -1,16 +1,64 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
-import type { Endpoint, Route } from '../routing/table.js';
+import type { Origin } from '../geo/origin.js';
+import { recordFailure, recordSuccess, type PassiveSignal } from '../health/passive.js';
+import type { Metrics } from '../observability/metrics.js';
+import { selectEndpoint } from '../routing/select.js';
+import type { Endpoint, Route, Version } from '../routing/table.js';
+import { Attempt, type AttemptOwner } from './attempt.js';
 import { classifyUpstreamError, ERRORS, sendError, type ProxyError } from './errors.js';
 import { responseHeaders } from './headers.js';
+import type { RequestBody } from './request-body.js';
+import type { RetryBudget } from './retry-budget.js';
 
 /** What every exchange shares with the server that created it. */
 export interface ExchangeHost {
+  readonly metrics: Metrics;
   /** Headers added to every proxied response (debug headers, connection: close while draining). */
   responseExtras(exchange: Exchange, headers: string[]): void;
   /** Called exactly once when an exchange ends, however it ends. */
   finished(exchange: Exchange, status: number, error: ProxyError | null): void;
+  /** The retry budget of a service, kept across routing-table swaps. */
+  budgetFor(service: string): RetryBudget;
+}
+
+/** Everything routing decided for a request, and what is needed to send it again. */
+export interface ExchangePlan {
+  readonly route: Route;
+  readonly version: Version;
+  readonly origin: Origin;
+  readonly endpoint: Endpoint;
+  readonly path: string;
+  readonly method: string;
+  readonly headers: string[];
+  readonly requestId: string;
+  /** A Set-Cookie value assigned by the sticky split, or null. */
+  readonly setCookie: string | null;
+  readonly startedAt: number;
+}
+
+/** Methods whose effect does not depend on how many times they are sent (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Upstream answers worth another try on another endpoint (for idempotent requests). */
+function retryableStatus(status: number): boolean {
+  return status === 502 || status === 503 || status === 504;
+}
+
+function passiveSignal(error: ProxyError): PassiveSignal | null {
+  switch (error) {
+    case ERRORS.connectFailed:
+      return 'connect-refused';
+    case ERRORS.connectTimeout:
+      return 'connect-timeout';
+    case ERRORS.upstreamReset:
+      return 'reset';
+    case ERRORS.upstreamTimeout:
+      return 'timeout';
+    default:
+      return null;
+  }
 }
 
 const kExchange = Symbol('meridian.exchange');
@@ -21,105 +69,209 @@ function onResponseClose(this: TaggedResponse): void {
 }
 
 /**
- * One request forwarded to one upstream: an undici dispatch handler that streams
- * the response back with backpressure, and aborts the upstream request if the
- * client goes away first. Uses undici's raw-header handler interface, which its
- * HTTP/1.1 client calls without any conversion.
+ * One client request through to its response: sends tries to endpoints in
+ * order (the chosen one, others of its region, then the next regions), streams
+ * the first response it commits to back with backpressure, and aborts the
+ * upstream request if the client goes away first.
  */
-export class Exchange implements Dispatcher.DispatchHandler {
+export class Exchange implements AttemptOwner {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly route: Route;
-  readonly endpoint: Endpoint;
-  readonly requestId: string;
-  readonly startedAt: number;
-  /** A Set-Cookie value assigned by the sticky split, or null. */
-  readonly setCookie: string | null;
+  readonly plan: ExchangePlan;
   readonly #host: ExchangeHost;
-  #abort: ((err?: Error) => void) | null = null;
+  #body: RequestBody | null = null;
+  #endpoint: Endpoint;
+  #attempt: Attempt | null = null;
+  /** A try whose 5xx answer is being read to its end before the next try goes out. */
+  #discarding: Attempt | null = null;
+  #next: { endpoint: Endpoint; budget: RetryBudget } | null = null;
+  #tried: Endpoint[] | null = null;
+  #retriesLeft: number;
   #resume: (() => void) | null = null;
-  #sentAt = 0;
   #done = false;
   #clientGone = false;
 
-  constructor(host: ExchangeHost, req: IncomingMessage, res: ServerResponse, route: Route, endpoint: Endpoint, requestId: string, setCookie: string | null, startedAt: number) {
+  constructor(host: ExchangeHost, req: IncomingMessage, res: ServerResponse, plan: ExchangePlan) {
     this.#host = host;
     this.req = req;
     this.res = res;
-    this.route = route;
-    this.endpoint = endpoint;
-    this.requestId = requestId;
-    this.setCookie = setCookie;
-    this.startedAt = startedAt;
+    this.plan = plan;
+    this.#endpoint = plan.endpoint;
+    this.#retriesLeft = plan.route.service.retryAttempts;
     (res as TaggedResponse)[kExchange] = this;
     res.on('close', onResponseClose);
   }
 
-  /** Sends the request upstream. */
-  start(options: Dispatcher.DispatchOptions): void {
-    this.endpoint.upstream.outstanding++;
-    this.#sentAt = performance.now();
-    this.endpoint.upstream.pool.dispatch(options, this);
+  /** The endpoint of the latest try: the one that answered, when one did. */
+  get endpoint(): Endpoint {
+    return this.#endpoint;
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.#abort = abort;
-    if (this.#clientGone) abort(new Error('client went away'));
+  get route(): Route {
+    return this.plan.route;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  get requestId(): string {
+    return this.plan.requestId;
+  }
+
+  get startedAt(): number {
+    return this.plan.startedAt;
+  }
+
+  /** Sends the first try, with the request body read as far as replay needs. */
+  start(body: RequestBody | null): void {
+    if (this.#done) return;
+    if (body?.failed === true || this.#clientGone) {
+      this.#finish(ERRORS.clientAborted.status, ERRORS.clientAborted);
+      return;
+    }
+    this.#body = body;
+    this.#host.budgetFor(this.plan.route.service.name).recordRequest(performance.now());
+    this.#send(this.plan.endpoint, null);
+  }
+
+  #send(endpoint: Endpoint, budget: RetryBudget | null): void {
+    const service = this.plan.route.service;
+    const now = performance.now();
+    this.#endpoint = endpoint;
+    (this.#tried ??= []).push(endpoint);
+    const attempt = new Attempt(this, endpoint, now, budget);
+    this.#attempt = attempt;
+    const elapsed = now - this.plan.startedAt;
+    const remaining = service.requestTimeoutMs === 0 ? Number.POSITIVE_INFINITY : Math.max(1, service.requestTimeoutMs - elapsed);
+    const perTry = service.perTryTimeoutMs === 0 ? Number.POSITIVE_INFINITY : service.perTryTimeoutMs;
+    const headersTimeout = Math.min(perTry, remaining);
+    const options: Dispatcher.DispatchOptions = {
+      path: this.plan.path,
+      method: this.plan.method as Dispatcher.HttpMethod,
+      headers: this.plan.headers,
+      body: this.#body === null ? null : this.#body.forAttempt(),
+      headersTimeout: headersTimeout === Number.POSITIVE_INFINITY ? 0 : Math.ceil(headersTimeout),
+      bodyTimeout: service.requestTimeoutMs,
+    };
+    endpoint.upstream.pool.dispatch(options, attempt);
+  }
+
+  attemptHeaders(attempt: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) {
       if (statusCode === 103) this.#forwardEarlyHints(rawHeaders);
       return true;
     }
-    this.endpoint.upstream.recordLatency(performance.now() - this.#sentAt);
+    const ep = attempt.endpoint;
+    ep.upstream.recordLatency(performance.now() - attempt.sentAt);
+    if (statusCode >= 500) recordFailure(ep, 'status-5xx');
+    else recordSuccess(ep);
+    if (retryableStatus(statusCode) && this.#planRetry(false, `status-${statusCode}`)) {
+      // Read the answer to its end (it is small) so the connection stays usable.
+      this.#discarding = attempt;
+      return true;
+    }
     const headers = responseHeaders(rawHeaders);
-    if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
+    if (this.plan.setCookie !== null) headers.push('set-cookie', this.plan.setCookie);
     this.#host.responseExtras(this, headers);
     this.#resume = resume;
     try {
       this.res.writeHead(statusCode, statusText === '' ? undefined : statusText, headers);
     } catch {
       // An upstream header Node refuses to send (bad characters): not forwardable.
-      this.#abort?.(new Error('invalid response header'));
+      attempt.abort(new Error('invalid response header'));
       this.#fail(ERRORS.badResponse);
       return false;
     }
     return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  attemptData(attempt: Attempt, chunk: Buffer): boolean {
+    if (attempt === this.#discarding) return true;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume as () => void);
     return false;
   }
 
-  onComplete(): void {
+  attemptComplete(attempt: Attempt): void {
+    if (attempt === this.#discarding) {
+      this.#sendPlannedRetry();
+      return;
+    }
     this.res.end();
     this.#finish(this.res.statusCode, null);
   }
 
-  onError(err: Error): void {
-    this.#fail(this.#clientGone ? ERRORS.clientAborted : classifyUpstreamError(err));
+  attemptFailed(attempt: Attempt, err: Error): void {
+    if (attempt === this.#discarding) {
+      this.#sendPlannedRetry();
+      return;
+    }
+    if (this.#clientGone) return;
+    const error = classifyUpstreamError(err);
+    const signal = passiveSignal(error);
+    if (signal !== null) recordFailure(attempt.endpoint, signal);
+    if (!this.res.headersSent && this.#planRetry(error.beforeSend, error.code)) {
+      this.#sendPlannedRetry();
+      return;
+    }
+    this.#fail(error);
   }
 
   /** The client closed its side before the exchange ended: abort the upstream request. */
   clientClosed(): void {
     if (this.#done) return;
     this.#clientGone = true;
-    if (this.#abort !== null) this.#abort(new Error('client went away'));
+    if (this.#attempt === null) return; // still reading the body: start() finishes the exchange
+    this.#attempt.abort(new Error('client went away'));
+    this.#next?.budget.release();
+    this.#next = null;
+    this.#finish(ERRORS.clientAborted.status, ERRORS.clientAborted);
+  }
+
+  /**
+   * Decides whether a failed try is tried again, and where: connect failures
+   * for any method, other failures only for idempotent methods whose body can
+   * be sent again; within the attempts, the request timeout and the service's
+   * retry budget. On yes the next endpoint is reserved in `#next`.
+   */
+  #planRetry(beforeSend: boolean, reason: string): boolean {
+    const service = this.plan.route.service;
+    if (this.#retriesLeft <= 0 || this.#clientGone) return false;
+    if (!beforeSend && !IDEMPOTENT.has(this.plan.method)) return false;
+    if (this.#body !== null && !this.#body.replayable) return false;
+    const now = performance.now();
+    if (service.requestTimeoutMs !== 0 && now - this.plan.startedAt >= service.requestTimeoutMs) return false;
+    const ctx = { exclude: this.#tried, sawFull: false };
+    const next = selectEndpoint(this.plan.version, this.plan.origin, service.failWhenAllDown, ctx);
+    if (next === null) return false;
+    const budget = this.#host.budgetFor(service.name);
+    if (!budget.tryAcquire(service.spec.retries.budget, now)) {
+      this.#host.metrics.retriesDenied.inc({ service: service.name });
+      return false;
+    }
+    this.#retriesLeft--;
+    const metrics = this.#host.metrics;
+    metrics.retries.inc({ service: service.name, reason });
+    const from = this.#endpoint.region.name;
+    if (next.region.name !== from) metrics.failovers.inc({ service: service.name, from, to: next.region.name });
+    this.#next = { endpoint: next, budget };
+    return true;
+  }
+
+  #sendPlannedRetry(): void {
+    const next = this.#next;
+    this.#next = null;
+    this.#discarding = null;
+    if (next === null || this.#done) return;
+    this.#send(next.endpoint, next.budget);
   }
 
   #fail(error: ProxyError): void {
     if (this.#done) return;
-    if (error !== ERRORS.clientAborted) sendError(this.res, error, this.requestId);
+    sendError(this.res, error, this.plan.requestId);
     this.#finish(error.status, error);
   }
 
   #finish(status: number, error: ProxyError | null): void {
     if (this.#done) return;
     this.#done = true;
-    this.endpoint.upstream.outstanding--;
     this.#host.finished(this, status, error);
   }
 

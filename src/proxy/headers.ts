@@ -15,6 +15,8 @@ export interface RequestHead {
   readonly requestId: string | undefined;
   /** Whether a body follows the head (Content-Length above 0, or Transfer-Encoding). */
   readonly hasBody: boolean;
+  /** The declared body length; null when not given (chunked) or no body. */
+  readonly contentLength: number | null;
 }
 
 function join(previous: string | undefined, value: string): string {
@@ -58,6 +60,7 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
   let requestId: string | undefined;
   let connection: string | undefined;
   let hasBody = false;
+  let contentLength: number | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
@@ -68,6 +71,7 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
         break;
       case 'content-length':
         hasBody = value !== '0';
+        contentLength = Number(value);
         forward.push(name, value);
         break;
       case 'transfer-encoding':
@@ -104,7 +108,7 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
     }
   }
   if (connection !== undefined) dropConnectionTokens(forward, connection);
-  return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, hasBody };
+  return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, hasBody, contentLength };
 }
 
 /** Sets `name` (lowercase) in a flat header array: replaces every earlier value with `value`. */

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Dispatcher } from 'undici';
 import type { HostPort } from '../config/address.js';
 import { clientAddress, plainAddress, type ClientAddress } from '../geo/client-address.js';
 import { parseIp } from '../geo/ip.js';
@@ -11,9 +10,12 @@ import type { PrefixMap } from '../geo/prefix-map.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics, RequestSeries } from '../observability/metrics.js';
 import { selectEndpoint } from '../routing/select.js';
-import type { Endpoint, Route, RoutingTable } from '../routing/table.js';
+import type { Endpoint, Route, RoutingTable, Version } from '../routing/table.js';
+import type { Origin } from '../geo/origin.js';
 import { ERRORS, sendError, type ProxyError } from './errors.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
+import { RequestBody } from './request-body.js';
+import { RetryBudget } from './retry-budget.js';
 import { readRequestHead, setHeader, type RequestHead } from './headers.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
 
@@ -47,6 +49,9 @@ export interface Peer {
 export interface Target {
   /** Origin-form request target to send upstream. */
   readonly url: string;
+  readonly version: Version;
+  /** Where the client is, as steering saw it: retries steer from the same place. */
+  readonly origin: Origin;
   /** The request's authority: its Host header, or the host of an absolute-form target. */
   readonly host: string | undefined;
   readonly route: Route;
@@ -86,6 +91,7 @@ export class ProxyServer implements ExchangeHost {
   readonly #via: string;
   readonly #unrouted: RequestSeries;
   readonly #upgrades: UpgradeProxy;
+  readonly #budgets = new Map<string, RetryBudget>();
   #inFlight = 0;
   #draining = false;
   #drained: (() => void) | null = null;
@@ -123,6 +129,21 @@ export class ProxyServer implements ExchangeHost {
       });
     });
     return this.server.address() as AddressInfo;
+  }
+
+  /** ExchangeHost: the metrics registry. */
+  get metrics(): Metrics {
+    return this.#options.metrics;
+  }
+
+  /** ExchangeHost: a service's retry budget, created on first use and kept across table swaps. */
+  budgetFor(service: string): RetryBudget {
+    let budget = this.#budgets.get(service);
+    if (budget === undefined) {
+      budget = new RetryBudget();
+      this.#budgets.set(service, budget);
+    }
+    return budget;
   }
 
   /** Requests forwarded and not yet finished. */
@@ -210,12 +231,13 @@ export class ProxyServer implements ExchangeHost {
       const client = peer.trusted ? clientAddress(peer.address, true, head.forwardedFor, this.#options.trustedProxies) : peer.address;
       origin = this.#options.locator.locate(client.ip);
     }
-    const endpoint = selectEndpoint(version, origin, service.failWhenAllDown);
+    const pick = { exclude: null, sawFull: false };
+    const endpoint = selectEndpoint(version, origin, service.failWhenAllDown, pick);
     if (endpoint === null) {
       const series = this.#options.metrics.series({ route: route.name, service: service.name, version: version.name, region: '' });
-      return { error: ERRORS.noHealthyUpstream, series };
+      return { error: pick.sawFull ? ERRORS.overloaded : ERRORS.noHealthyUpstream, series };
     }
-    return { url, host, route, endpoint, setCookie: choice.setCookie };
+    return { url, host, version, origin, route, endpoint, setCookie: choice.setCookie };
   }
 
   #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
@@ -226,17 +248,21 @@ export class ProxyServer implements ExchangeHost {
     if ('error' in target) return this.#reject(res, target, startedAt, expectContinue);
     const requestId = this.forwardingHeaders(head.forward, head, peer, target.host);
     if (expectContinue) res.writeContinue();
-    const exchange = new Exchange(this, req, res, target.route, target.endpoint, requestId, target.setCookie, startedAt);
-    this.#inFlight++;
-    const service = target.route.service;
-    exchange.start({
+    const exchange = new Exchange(this, req, res, {
+      route: target.route,
+      version: target.version,
+      origin: target.origin,
+      endpoint: target.endpoint,
       path: target.url,
-      method: req.method as Dispatcher.HttpMethod,
+      method: req.method as string,
       headers: head.forward,
-      body: head.hasBody ? req : null,
-      headersTimeout: service.requestTimeoutMs,
-      bodyTimeout: service.requestTimeoutMs,
+      requestId,
+      setCookie: target.setCookie,
+      startedAt,
     });
+    this.#inFlight++;
+    if (!head.hasBody) exchange.start(null);
+    else void RequestBody.read(req, head.contentLength).then((body) => exchange.start(body));
   }
 
   #reject(res: ServerResponse, rejection: Rejection, startedAt: number, closeConnection: boolean): void {

@@ -1,12 +1,29 @@
+import { RANK_DOWN, RANK_HEALTHY } from '../health/endpoint-health.js';
 import type { Endpoint, RegionGroup } from './table.js';
 
-function usable(ep: Endpoint, ignoreHealth: boolean): boolean {
-  return ignoreHealth || ep.health.up;
+/** How one request chooses: what it has tried, whether health counts, and what it ran into. */
+export interface PickContext {
+  /** Endpoints this request already tried: never chosen again. Null when none. */
+  exclude: Endpoint[] | null;
+  /** Set when an endpoint was passed over because it is at its concurrency limit. */
+  sawFull: boolean;
 }
 
-/** Load per unit of weight: what least-outstanding-requests compares. */
-function load(ep: Endpoint): number {
-  return ep.upstream.outstanding / ep.weight;
+/** Whether an endpoint can take this request; notes limit hits in the context. */
+function usable(ep: Endpoint, ignoreHealth: boolean, ctx: PickContext): boolean {
+  if (!ignoreHealth && ep.health.rank === RANK_DOWN) return false;
+  if (ctx.exclude !== null && ctx.exclude.includes(ep)) return false;
+  if (ep.upstream.outstanding >= ep.maxConcurrent) {
+    ctx.sawFull = true;
+    return false;
+  }
+  return true;
+}
+
+/** Load per unit of (effective) weight: what least-outstanding-requests compares. */
+function load(ep: Endpoint, now: number): number {
+  const ramp = ep.health.rampUntil === 0 ? 1 : ep.health.rampFactor(now);
+  return ep.upstream.outstanding / (ep.weight * ramp);
 }
 
 function indexAt(cumulative: Float64Array, draw: number): number {
@@ -32,37 +49,78 @@ function weightedIndexExcept(group: RegionGroup, excluded: number): number {
 }
 
 /**
+ * During slow start an endpoint wins a draw only with probability equal to its
+ * ramp factor, so it gets a growing share even when the region is idle.
+ */
+function admits(ep: Endpoint, now: number): boolean {
+  return ep.health.rampUntil === 0 || Math.random() < ep.health.rampFactor(now);
+}
+
+/** The least loaded usable endpoint, healthy ones before unchecked ones. */
+function scan(eps: readonly Endpoint[], ignoreHealth: boolean, ctx: PickContext, now: number): Endpoint | null {
+  let best: Endpoint | null = null;
+  let bestTier = 0;
+  let bestLoad = 0;
+  for (const ep of eps) {
+    if (!usable(ep, ignoreHealth, ctx)) continue;
+    const tier = ignoreHealth ? 0 : ep.health.rank;
+    const l = load(ep, now);
+    if (best === null || tier < bestTier || (tier === bestTier && l < bestLoad)) {
+      best = ep;
+      bestTier = tier;
+      bestLoad = l;
+    }
+  }
+  return best;
+}
+
+/** An endpoint's tier for this pick: its health rank, 0 when health is ignored, RANK_DOWN when it cannot take the request. */
+function tierOf(ep: Endpoint, ignoreHealth: boolean, ctx: PickContext): number {
+  if (!usable(ep, ignoreHealth, ctx)) return RANK_DOWN;
+  return ignoreHealth ? RANK_HEALTHY : ep.health.rank;
+}
+
+function anyHealthy(eps: readonly Endpoint[]): boolean {
+  for (const ep of eps) if (ep.health.rank === RANK_HEALTHY) return true;
+  return false;
+}
+
+/**
  * Power of two choices: draw two distinct endpoints by weight, send to the one
  * with less outstanding work per unit of weight; on a tie (an idle region) the
- * first draw wins, so idle traffic follows the weights exactly. Falls back to a
- * scan when a drawn endpoint is unhealthy. Null when no endpoint can take the request.
+ * first draw wins, so idle traffic follows the weights exactly. Unchecked
+ * endpoints compete only where nothing in the region is healthy; when the
+ * draws are not comparable, a scan picks the least loaded of the best tier.
+ * Null when nothing can take the request.
  */
-export function pickEndpoint(group: RegionGroup, ignoreHealth = false): Endpoint | null {
+export function pickEndpoint(group: RegionGroup, ignoreHealth: boolean, ctx: PickContext): Endpoint | null {
   const eps = group.endpoints;
   const n = eps.length;
   if (n === 0) return null;
   if (n === 1) {
     const only = eps[0] as Endpoint;
-    return usable(only, ignoreHealth) ? only : null;
+    return usable(only, ignoreHealth, ctx) ? only : null;
   }
+  const now = Date.now();
   const i = weightedIndex(group);
-  const j = weightedIndexExcept(group, i);
   const a = eps[i] as Endpoint;
-  const b = eps[j] as Endpoint;
-  const aOk = usable(a, ignoreHealth);
-  const bOk = usable(b, ignoreHealth);
-  if (aOk && bOk) return load(b) < load(a) ? b : a;
-  if (aOk) return a;
-  if (bOk) return b;
-  let best: Endpoint | null = null;
-  for (const ep of eps) if (usable(ep, ignoreHealth) && (best === null || load(ep) < load(best))) best = ep;
-  return best;
+  const b = eps[weightedIndexExcept(group, i)] as Endpoint;
+  const ta = tierOf(a, ignoreHealth, ctx);
+  const tb = tierOf(b, ignoreHealth, ctx);
+  if (ta === tb && ta !== RANK_DOWN && (ta === RANK_HEALTHY || !anyHealthy(eps))) {
+    const first = load(b, now) < load(a, now) ? b : a;
+    const second = first === a ? b : a;
+    return admits(first, now) ? first : second;
+  }
+  if (ta === RANK_HEALTHY && admits(a, now)) return a;
+  if (tb === RANK_HEALTHY && admits(b, now)) return b;
+  return scan(eps, ignoreHealth, ctx, now);
 }
 
 /** The first endpoint that can take the request, walking region groups in steering order. */
-export function pickFromGroups(groups: readonly RegionGroup[], ignoreHealth = false): Endpoint | null {
+export function pickFromGroups(groups: readonly RegionGroup[], ignoreHealth: boolean, ctx: PickContext): Endpoint | null {
   for (const group of groups) {
-    const ep = pickEndpoint(group, ignoreHealth);
+    const ep = pickEndpoint(group, ignoreHealth, ctx);
     if (ep !== null) return ep;
   }
   return null;

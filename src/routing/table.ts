@@ -2,7 +2,7 @@ import type { HostPort } from '../config/address.js';
 import type { ConfigIssue } from '../config/issues.js';
 import type { RouteSpec, ServiceSpec } from '../config/routing-schema.js';
 import type { Location } from '../geo/distance.js';
-import type { EndpointHealth } from '../health/endpoint-health.js';
+import type { EndpointHealth, OutlierSpec } from '../health/endpoint-health.js';
 import type { RequestSeries } from '../observability/metrics.js';
 import type { Upstream } from '../proxy/upstream.js';
 import type { RouteMatcher } from './matcher.js';
@@ -40,6 +40,12 @@ export interface Endpoint {
   readonly upstream: Upstream;
   /** Health, shared by address and check settings. */
   readonly health: EndpointHealth;
+  /** Requests this node may have in flight here for this service (Infinity: no limit). */
+  readonly maxConcurrent: number;
+  /** Passive-ejection settings of this endpoint's service. */
+  readonly outlier: OutlierSpec;
+  /** Every endpoint of the same version and region, this one included: the unit the ejection cap counts. */
+  readonly peers: readonly Endpoint[];
 }
 
 /** The endpoints of one version of a service in one region: the unit steering chooses. */
@@ -75,6 +81,10 @@ export interface Service {
   readonly versions: ReadonlyMap<string, Version>;
   readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** Extra tries after the first. */
+  readonly retryAttempts: number;
+  /** Bound on each try's wait for response headers; the request timeout when not set. */
+  readonly perTryTimeoutMs: number;
   readonly failWhenAllDown: boolean;
 }
 

@@ -115,7 +115,7 @@ export class TableApplier {
     const { upstreams, health } = this.#options;
     return {
       upstream: (address, connectTimeoutMs) => upstreams.acquire(address, connectTimeoutMs),
-      health: (address, check) => health.acquire(address, check),
+      health: (address, check, slowStartMs) => health.acquire(address, check, slowStartMs),
     };
   }
 

@@ -3,6 +3,8 @@ import type { ConfigIssue } from '../../src/config/issues.js';
 import { validateRoutingObjects } from '../../src/config/routing-validate.js';
 import { UNKNOWN_ORIGIN, type Origin } from '../../src/geo/origin.js';
 import { HealthRegistry } from '../../src/health/registry.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import { UpstreamRegistry } from '../../src/proxy/upstream.js';
 import type { RegionGroup, RoutingTable, Service, Version } from '../../src/routing/table.js';
 
@@ -13,17 +15,22 @@ export interface CompiledForTest {
   readonly upstreams: UpstreamRegistry;
 }
 
+/** A health registry that runs no checks and logs nothing: every endpoint stays `unchecked`. */
+export function testHealthRegistry(): HealthRegistry {
+  return new HealthRegistry({ activeChecks: false, logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }) });
+}
+
 /** Validates and compiles a routing document with fresh upstream and health registries. */
 export function compileRouting(raw: unknown, node: Origin = UNKNOWN_ORIGIN): CompiledForTest {
   const { doc, issues, rejected } = validateRoutingObjects(raw);
   const upstreams = new UpstreamRegistry();
-  const health = new HealthRegistry();
+  const health = testHealthRegistry();
   const compiled = compileTable(doc, {
     revision: 1,
     source: 'file',
     node,
     rejected,
-    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c) => health.acquire(a, c) },
+    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c, ms) => health.acquire(a, c, ms) },
   });
   return { table: compiled.table, issues: [...issues, ...compiled.issues], upstreams };
 }

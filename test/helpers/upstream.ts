@@ -20,6 +20,10 @@ export interface TestUpstream {
   readonly seen: SeenRequest[];
   /** Requests whose handler ran; includes ones still in progress. */
   started: number;
+  /** Status answered to Meridian's active health checks (which never reach the handler nor `seen`). */
+  healthStatus: number;
+  /** Health checks answered so far. */
+  healthChecks: number;
   /** Replaces the request handler. */
   handle(fn: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void): void;
   /** Open sockets right now. */
@@ -37,6 +41,11 @@ export async function startUpstream(label = 'upstream', options: { collectBody?:
     res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': label }).end(body);
   };
   const server = createServer((req, res) => {
+    if (req.headers['user-agent'] === 'meridian-health-check') {
+      upstream.healthChecks++;
+      res.writeHead(upstream.healthStatus, { 'content-type': 'text/plain' }).end('health\n');
+      return;
+    }
     upstream.started++;
     const entry: SeenRequest = { method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders, headers: req.headers, body: Buffer.alloc(0), aborted: false };
     seen.push(entry);
@@ -65,6 +74,8 @@ export async function startUpstream(label = 'upstream', options: { collectBody?:
     server,
     seen,
     started: 0,
+    healthStatus: 200,
+    healthChecks: 0,
     handle(fn) {
       handler = fn;
     },

@@ -1,0 +1,130 @@
+import { connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Client } from 'undici';
+import { formatHostPort } from '../config/address.js';
+import type { EndpointHealth } from './endpoint-health.js';
+
+/** Share of the interval by which each wait is shortened or stretched at random, so checks do not run in lock-step. */
+const JITTER = 0.1;
+
+/** Where a check's outcome goes besides the endpoint's own record. */
+export interface CheckObserver {
+  checked(health: EndpointHealth, result: string): void;
+}
+
+/** Maps a failed check's error to a reason code. */
+export function checkFailureReason(err: Error): string {
+  if (err.name === 'TimeoutError') return 'timeout';
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connect-refused';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+    case 'ETIMEDOUT':
+      return 'timeout';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return 'reset';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'unreachable';
+    default:
+      return 'error';
+  }
+}
+
+/**
+ * Active health checks of one endpoint identity: an HTTP GET of the check path
+ * (judged by status) or a TCP connect, at once and then every interval with
+ * jitter, each bounded by the check timeout. One checker per identity, however
+ * many services share it.
+ */
+export class ActiveChecker {
+  readonly #health: EndpointHealth;
+  readonly #observer: CheckObserver;
+  #client: Client | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = false;
+
+  constructor(health: EndpointHealth, observer: CheckObserver) {
+    this.#health = health;
+    this.#observer = observer;
+  }
+
+  /** Runs the first check now and schedules the next ones. */
+  start(): void {
+    this.#timer = setTimeout(() => void this.#run(), 0);
+    this.#timer.unref();
+  }
+
+  /** Stops checking; a check in flight is abandoned. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    void this.#client?.destroy().catch(() => undefined);
+    this.#client = null;
+  }
+
+  async #run(): Promise<void> {
+    const check = this.#health.check;
+    const startedAt = performance.now();
+    let failure: string | null;
+    try {
+      failure = check.mode === 'tcp' ? await this.#tcp() : await this.#http();
+    } catch (err) {
+      failure = checkFailureReason(err as Error);
+      // A broken connection is not reused for the next check.
+      void this.#client?.destroy().catch(() => undefined);
+      this.#client = null;
+    }
+    if (this.#stopped) return;
+    const rttMs = Math.round((performance.now() - startedAt) * 100) / 100;
+    if (failure === null) this.#health.checkPassed(rttMs);
+    else this.#health.checkFailed(failure, failure === 'timeout' ? null : rttMs);
+    this.#observer.checked(this.#health, failure ?? 'ok');
+    const wait = check.interval * (1 - JITTER + 2 * JITTER * Math.random());
+    this.#timer = setTimeout(() => void this.#run(), wait);
+    this.#timer.unref();
+  }
+
+  /** One HTTP check: null when the status is expected, else `status-NNN`. */
+  async #http(): Promise<string | null> {
+    const check = this.#health.check;
+    this.#client ??= new Client(`http://${formatHostPort(this.#health.address)}`, {
+      connect: { timeout: check.timeout },
+      headersTimeout: check.timeout,
+      bodyTimeout: check.timeout,
+      pipelining: 1,
+    });
+    const headers: Record<string, string> = { 'user-agent': 'meridian-health-check' };
+    if (check.host !== undefined) headers.host = check.host;
+    const signal = AbortSignal.timeout(check.timeout);
+    const res = await this.#client.request({ path: check.path, method: 'GET', headers, signal });
+    // The body is not judged, only drained so the connection can be reused.
+    await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+    const ok = check.expectedStatus.some((range) => res.statusCode >= range.from && res.statusCode <= range.to);
+    return ok ? null : `status-${res.statusCode}`;
+  }
+
+  /** One TCP check: null once a connection is established. */
+  #tcp(): Promise<string | null> {
+    const { host, port } = this.#health.address;
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port });
+      socket.setTimeout(this.#health.check.timeout, () => {
+        socket.destroy();
+        resolve('timeout');
+      });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(null);
+      });
+      socket.once('error', reject);
+    });
+  }
+}

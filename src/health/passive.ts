@@ -1,0 +1,43 @@
+import type { Endpoint } from '../routing/table.js';
+
+/** What a finished try tells about its endpoint. */
+export type PassiveSignal = 'connect-refused' | 'connect-timeout' | 'reset' | 'status-5xx' | 'timeout';
+
+/**
+ * Whether ejecting one more endpoint keeps the ejected share of its region
+ * within the service's cap, so a burst of bad requests cannot empty a region.
+ */
+function withinCap(ep: Endpoint): boolean {
+  let ejected = 1;
+  for (const peer of ep.peers) if (peer !== ep && peer.health.ejected) ejected++;
+  return (ejected * 100) / ep.peers.length <= ep.outlier.maxEjectedPercent;
+}
+
+/**
+ * Passive health: applies what a request saw to its endpoint. A connection that
+ * could not be made ejects at once (no request can be blamed for it); a reset
+ * ejects at once within the cap; 5xx answers and timeouts eject after
+ * `consecutive5xx` in a row, within the cap.
+ */
+export function recordFailure(ep: Endpoint, signal: PassiveSignal): void {
+  const health = ep.health;
+  if (health.ejected) return;
+  switch (signal) {
+    case 'connect-refused':
+    case 'connect-timeout':
+      health.eject(signal, ep.outlier);
+      return;
+    case 'reset':
+      if (withinCap(ep)) health.eject('reset', ep.outlier);
+      return;
+    case 'status-5xx':
+    case 'timeout':
+      health.consecutive5xx++;
+      if (health.consecutive5xx >= ep.outlier.consecutive5xx && withinCap(ep)) health.eject(signal === 'timeout' ? 'ejected-timeout' : 'ejected-5xx', ep.outlier);
+  }
+}
+
+/** A try that got a non-5xx answer: the run of failures is over. */
+export function recordSuccess(ep: Endpoint): void {
+  if (ep.health.consecutive5xx !== 0) ep.health.consecutive5xx = 0;
+}

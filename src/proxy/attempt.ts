@@ -1,0 +1,82 @@
+import type { Dispatcher } from 'undici';
+import type { Endpoint } from '../routing/table.js';
+import type { RetryBudget } from './retry-budget.js';
+
+/** What an attempt reports to the request it belongs to. */
+export interface AttemptOwner {
+  attemptHeaders(attempt: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  attemptData(attempt: Attempt, chunk: Buffer): boolean;
+  attemptComplete(attempt: Attempt): void;
+  attemptFailed(attempt: Attempt, err: Error): void;
+}
+
+/**
+ * One try of a request on one endpoint: the undici dispatch handler (raw-header
+ * interface, called by undici's HTTP/1.1 client without conversion). Keeps the
+ * endpoint's outstanding count exact however the try ends.
+ */
+export class Attempt implements Dispatcher.DispatchHandler {
+  readonly endpoint: Endpoint;
+  /** performance.now() when the try was sent. */
+  readonly sentAt: number;
+  /** The budget this try (a retry) was taken from, given back when it ends; null for a first try. */
+  readonly #budget: RetryBudget | null;
+  #owner: AttemptOwner;
+  #abort: ((err?: Error) => void) | null = null;
+  #abortWith: Error | null = null;
+  #settled = false;
+
+  constructor(owner: AttemptOwner, endpoint: Endpoint, sentAt: number, budget: RetryBudget | null) {
+    this.#owner = owner;
+    this.endpoint = endpoint;
+    this.sentAt = sentAt;
+    this.#budget = budget;
+    endpoint.upstream.outstanding++;
+  }
+
+  /** Whether the try has ended (completed, failed or aborted). */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** Abandons the try: the upstream request is aborted, its late callbacks are ignored. */
+  abort(err: Error): void {
+    if (this.#settled) return;
+    this.#settle();
+    if (this.#abort !== null) this.#abort(err);
+    else this.#abortWith = err;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#abortWith !== null) abort(this.#abortWith);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.#settled) return false;
+    return this.#owner.attemptHeaders(this, statusCode, rawHeaders, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#settled) return false;
+    return this.#owner.attemptData(this, chunk);
+  }
+
+  onComplete(): void {
+    if (this.#settled) return;
+    this.#settle();
+    this.#owner.attemptComplete(this);
+  }
+
+  onError(err: Error): void {
+    if (this.#settled) return;
+    this.#settle();
+    this.#owner.attemptFailed(this, err);
+  }
+
+  #settle(): void {
+    this.#settled = true;
+    this.endpoint.upstream.outstanding--;
+    this.#budget?.release();
+  }
+}
