@@ -1,231 +1,214 @@
 /**
- * bench/failover: steady keep-alive load from one client region (the proxy's
- * own, eu-west) through Meridian while upstream processes are killed, frozen
- * and drained. Per phase: requests, errors, latency, which regions answered,
- * and how long traffic took to settle after the event.
+ * bench/failover: steady keep-alive load through Meridian from the proxy's own
+ * region (eu-west) while upstream processes are killed, restarted, frozen and
+ * drained, one phase after another without pausing the load. Prints one table:
+ * per phase requests, errors, latency, which regions answered, and how long
+ * traffic took to move after the event.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { IncomingHttpHeaders } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import autocannon from 'autocannon';
+import { rmSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { benchArgs, positiveInt } from '../lib/args.js';
-import { freePort, startProcess, waitForPort, type BenchProcess } from '../lib/process.js';
 import { renderTable } from '../lib/table.js';
+import { SERVICE_SETTINGS, freezeUpstream, killUpstream, restartUpstream, startCluster, thawUpstream, type Cluster } from './cluster.js';
+import {
+  errorKind,
+  firstFromRegionMs,
+  formatCounts,
+  formatMs,
+  lastFromEndpointMs,
+  rerouteMs,
+  summarize,
+  within,
+  type WindowSummary,
+} from './summary.js';
+import { isError, startTraffic, type Sample, type Traffic } from './traffic.js';
 
-const args = benchArgs(['phase-seconds', 'connections']);
-const phaseSeconds = positiveInt('phase-seconds', args['phase-seconds'], 5);
+const args = benchArgs(['phase-seconds', 'connections', 'wait-seconds']);
+const phaseMs = positiveInt('phase-seconds', args['phase-seconds'], 4) * 1000;
 const connections = positiveInt('connections', args.connections, 20);
+const waitMs = positiveInt('wait-seconds', args['wait-seconds'], 15) * 1000;
+/** autocannon gives up on a request after this long and counts a timeout. */
+const CLIENT_TIMEOUT_SECONDS = 5;
+const WARMUP_MS = 1_000;
+/** The service's perTryTimeout: answers slower than this are listed on stderr. */
+const SLOW_MS = 500;
 
-const node = process.execPath;
-const upstreamScript = new URL('../http/upstream.js', import.meta.url).pathname;
-const meridianCli = new URL('../../dist/cli.js', import.meta.url).pathname;
-
-/** Service settings under test: checks every second so a run stays short. */
-const SERVICE = {
-  steering: 'nearest',
-  healthCheck: { interval: '1s', timeout: '500ms' },
-  retries: { attempts: 2, perTryTimeout: '500ms' },
-  timeouts: { connect: '250ms', request: '10s' },
-};
-
-/** One upstream process and the port it keeps across restarts. */
-interface Endpoint {
+/** One finished phase, as the table shows it. */
+interface PhaseRow {
   readonly name: string;
-  readonly region: string;
-  readonly port: number;
-  proc: BenchProcess;
-}
-
-/** A response as the load saw it. */
-interface Seen {
-  readonly at: number;
-  readonly status: number;
-  readonly region: string;
-}
-
-/** What one phase measured. */
-interface PhaseResult {
-  readonly name: string;
-  readonly requests: number;
-  readonly errors: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly max: number;
-  readonly regions: string;
-  readonly event: string;
+  readonly summary: WindowSummary;
+  /** Reroute / recover / settle time, or `-`. */
+  readonly timing: string;
 }
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-function startEndpoint(name: string, port: number): BenchProcess {
-  return startProcess(name, node, [upstreamScript, '--port', String(port), '--size', '256']);
+async function sleepUntil(at: number): Promise<void> {
+  const left = at - performance.now();
+  if (left > 0) await sleep(left);
 }
 
-function routesDoc(endpoints: readonly Endpoint[], drainEuWest: boolean): string {
-  const list = (region: string): string[] => endpoints.filter((e) => e.region === region).map((e) => `127.0.0.1:${e.port}`);
-  return JSON.stringify({
-    regions: {
-      'eu-west': { location: { lat: 53.35, lon: -6.26 }, drain: drainEuWest },
-      'us-east': { location: { lat: 38.9, lon: -77.04 } },
-      'ap-south': { location: { lat: 19.08, lon: 72.88 } },
-    },
-    services: {
-      web: {
-        ...SERVICE,
-        versions: { stable: { endpoints: Object.fromEntries(['eu-west', 'us-east', 'ap-south'].map((r) => [r, list(r)])) } },
-      },
-    },
-    routes: { web: { pathPrefix: '/', service: 'web' } },
-  });
-}
-
-/** Runs autocannon for one phase, calling `event` shortly after the start; records every response. */
-async function phase(name: string, port: number, event: (() => Promise<string> | string) | null, settle: ((seen: readonly Seen[], eventAt: number) => string) | null): Promise<PhaseResult> {
-  const seen: Seen[] = [];
-  const run = autocannon({
-    url: `http://127.0.0.1:${port}/`,
-    connections,
-    duration: phaseSeconds,
-    requests: [
-      {
-        method: 'GET',
-        path: '/',
-        onResponse: (status: number, _body: string, _context: object, headers: IncomingHttpHeaders | undefined) => {
-          const region = headers?.['x-meridian-region'];
-          seen.push({ at: Date.now(), status, region: typeof region === 'string' ? region : '-' });
-        },
-      },
-    ],
-  });
-  let eventAt = 0;
-  let note = '';
-  if (event !== null) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    eventAt = Date.now();
-    note = await event();
+/** Polls `done` every 25 ms until it holds or `deadline` passes; returns whether it held. */
+async function waitFor(done: () => boolean, deadline: number): Promise<boolean> {
+  while (!done()) {
+    if (performance.now() >= deadline) return false;
+    await sleep(25);
   }
-  const result = await run;
-  const regions = new Map<string, number>();
-  for (const s of seen) regions.set(s.region, (regions.get(s.region) ?? 0) + 1);
-  const settled = settle === null ? '' : settle(seen, eventAt);
-  log(`${name}: ${result.requests.total} requests, ${result.errors + result.timeouts + result.non2xx} errors; ${[note, settled].filter((x) => x !== '').join("; ")}`);
-  return {
-    name,
-    requests: result.requests.total,
-    errors: result.errors + result.timeouts + result.non2xx,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    max: result.latency.max,
-    regions: [...regions].map(([r, n]) => `${r} ${n}`).join(', '),
-    event: [note, settled].filter((x) => x !== '').join('; '),
-  };
+  return true;
 }
 
-/** Milliseconds from the event to the first answer from a region other than `left`. */
-function rerouted(left: string): (seen: readonly Seen[], at: number) => string {
-  return (seen, at) => {
-    const first = seen.find((s) => s.at >= at && s.status === 200 && s.region !== left);
-    return first === undefined ? 'never rerouted' : `rerouted in ${first.at - at} ms`;
-  };
+/** Whether endpoint `address` answered 2xx at or after `from`. */
+function served(samples: readonly Sample[], from: number, address: string): boolean {
+  for (let i = samples.length - 1; i >= 0; i--) {
+    const s = samples[i] as Sample;
+    if (s.at < from) return false;
+    if (s.endpoint === address && !isError(s)) return true;
+  }
+  return false;
 }
 
-/** Milliseconds from the event to the first answer from `region`. */
-function returnedTo(region: string): (seen: readonly Seen[], at: number) => string {
-  return (seen, at) => {
-    const first = seen.find((s) => s.at >= at && s.status === 200 && s.region === region);
-    return first === undefined ? `not back on ${region}` : `back on ${region} in ${first.at - at} ms`;
-  };
+/** Logs where and when errors happened in a window, relative to its event, so that misbehaviour can be told apart. */
+function logErrors(samples: readonly Sample[], eventAt: number): void {
+  const errors = samples.filter(isError);
+  if (errors.length === 0) return;
+  const first = errors[0] as Sample;
+  const last = errors.at(-1) as Sample;
+  log(`  errors from +${formatMs(first.at - eventAt)} ms to +${formatMs(last.at - eventAt)} ms after the event; first: ${errorKind(first)}, last: ${errorKind(last)}`);
 }
 
-/** Milliseconds from the event to the last answer from `region`. */
-function leftRegion(region: string): (seen: readonly Seen[], at: number) => string {
-  return (seen, at) => {
-    const last = seen.filter((s) => s.at >= at && s.region === region).at(-1);
-    return last === undefined ? `no answer from ${region} after it` : `last ${region} answer after ${last.at - at} ms`;
+async function runPhases(cluster: Cluster, traffic: Traffic): Promise<PhaseRow[]> {
+  const rows: PhaseRow[] = [];
+  const samples = traffic.samples;
+  const [e1, e2] = [cluster.upstream('e1'), cluster.upstream('e2')];
+
+  /** Runs `body` (which returns the timing cell) as one phase and records its window. */
+  const phase = async (name: string, body: (from: number) => Promise<string>): Promise<void> => {
+    log(`phase ${name}`);
+    const from = performance.now();
+    const timing = await body(from);
+    const window = within(samples, from, performance.now());
+    const summary = summarize(window);
+    log(
+      `  ${summary.requests} requests, ${summary.errors} errors, p50 ${formatMs(summary.p50Ms)} ms, p99 ${formatMs(summary.p99Ms)} ms; ` +
+        `${formatCounts(summary.regions)}${timing === '-' ? '' : `; ${timing}`}`,
+    );
+    const byEndpoint = new Map<string, number>();
+    for (const s of window) if (!isError(s)) byEndpoint.set(s.endpoint, (byEndpoint.get(s.endpoint) ?? 0) + 1);
+    const names = cluster.upstreams.map((u) => `${u.name} ${byEndpoint.get(u.address) ?? 0}`);
+    log(`  2xx by endpoint: ${names.join(', ')}`);
+    const slow = window.filter((s) => s.latencyMs > SLOW_MS);
+    if (slow.length > 0) log(`  ${slow.length} answers slower than ${SLOW_MS} ms, the slowest at +${formatMs(slow.reduce((a, b) => (b.latencyMs > a.latencyMs ? b : a)).at - from)} ms`);
+    logErrors(window, from);
+    rows.push({ name, summary, timing });
   };
+
+  await phase('steady', async (from) => {
+    await sleepUntil(from + phaseMs);
+    return '-';
+  });
+
+  await phase('kill endpoint (e1)', async (from) => {
+    await killUpstream(e1);
+    await sleepUntil(from + phaseMs);
+    return '-';
+  });
+
+  await phase('kill region (e2)', async (from) => {
+    await killUpstream(e2);
+    await sleepUntil(from + phaseMs);
+    const ms = rerouteMs(within(samples, from, performance.now()), from, 'eu-west');
+    return ms === null ? 'never rerouted' : `reroute ${formatMs(ms)} ms`;
+  });
+
+  await phase('restart e1, e2', async (from) => {
+    await Promise.all([restartUpstream(e1), restartUpstream(e2)]);
+    log(`  e1, e2 listening after ${formatMs(performance.now() - from)} ms`);
+    const deadline = from + phaseMs + waitMs;
+    await waitFor(() => firstFromRegionMs(samples, from, 'eu-west') !== null, deadline);
+    const both = await waitFor(() => served(samples, from, e1.address) && served(samples, from, e2.address), deadline);
+    if (!both) log(`  e1 or e2 not serving again within ${waitMs / 1000}s of the phase length`);
+    await sleepUntil(from + phaseMs);
+    const ms = firstFromRegionMs(samples, from, 'eu-west');
+    return ms === null ? 'eu-west not back' : `recover ${formatMs(ms)} ms`;
+  });
+
+  await phase('freeze endpoint (e1)', async (from) => {
+    freezeUpstream(e1);
+    await sleepUntil(from + phaseMs);
+    return '-';
+  });
+
+  await phase('drain endpoint (e2)', async (from) => {
+    thawUpstream(e1);
+    const back = await waitFor(() => served(samples, from, e1.address), from + waitMs);
+    log(back ? `  e1 continued; serving again after ${formatMs(performance.now() - from)} ms` : `  e1 continued but not serving within ${waitMs / 1000}s`);
+    const writeAt = performance.now();
+    e2.drain = true;
+    cluster.writeRoutes();
+    await sleepUntil(writeAt + phaseMs);
+    const end = performance.now();
+    const ms = lastFromEndpointMs(samples, writeAt, e2.address);
+    const late = within(samples, writeAt, end).filter((s) => s.endpoint === e2.address).length;
+    log(`  e2 answers after the routes file was written: ${late}`);
+    return end - (writeAt + ms) < 250 ? 'e2 still served at the end' : `settle ${formatMs(ms)} ms`;
+  });
+  return rows;
+}
+
+function report(rows: readonly PhaseRow[]): void {
+  const header = ['phase', 'requests', 'errors', 'p50 ms', 'p99 ms', 'max ms', '2xx by region', 'moved', 'errors by kind'];
+  const cells = rows.map((r) => [
+    r.name,
+    String(r.summary.requests),
+    String(r.summary.errors),
+    formatMs(r.summary.p50Ms),
+    formatMs(r.summary.p99Ms),
+    formatMs(r.summary.maxMs),
+    formatCounts(r.summary.regions),
+    r.timing,
+    formatCounts(r.summary.errorKinds),
+  ]);
+  process.stdout.write(`${renderTable(header, cells)}\n`);
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'meridian-failover-'));
-  chmodSync(dir, 0o755);
-  const specs: [string, string][] = [
-    ['e1', 'eu-west'],
-    ['e2', 'eu-west'],
-    ['u1', 'us-east'],
-    ['u2', 'us-east'],
-    ['a1', 'ap-south'],
-  ];
-  const endpoints: Endpoint[] = [];
-  let meridian: BenchProcess | null = null;
-  const results: PhaseResult[] = [];
+  log(`service web: ${JSON.stringify(SERVICE_SETTINGS)}`);
+  log(`load: ${connections} keep-alive connections, GET /, client timeout ${CLIENT_TIMEOUT_SECONDS}s; ${phaseMs / 1000}s per phase, waits up to ${waitMs / 1000}s more`);
+  const cluster = await startCluster();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    cluster.killAll();
+    rmSync(cluster.dir, { recursive: true, force: true });
+    process.stderr.write(`bench/failover: ${signal}, every process killed\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let traffic: Traffic | null = null;
+  let rows: PhaseRow[];
   try {
-    for (const [name, region] of specs) {
-      const port = await freePort();
-      endpoints.push({ name, region, port, proc: startEndpoint(name, port) });
-    }
-    for (const e of endpoints) await waitForPort(e.proc, e.port);
-    const [e1, e2] = endpoints as [Endpoint, Endpoint];
-    const port = await freePort();
-    const routesFile = join(dir, 'routes.json');
-    writeFileSync(routesFile, routesDoc(endpoints, false));
-    writeFileSync(
-      join(dir, 'meridian.json'),
-      JSON.stringify({
-        node: { name: 'bench', region: 'eu-west', location: { lat: 51.5, lon: -0.1 } },
-        proxy: { listen: `127.0.0.1:${port}`, debugHeaders: true },
-        admin: { listen: '127.0.0.1:0' },
-        store: { file: routesFile, snapshot: join(dir, 'last-good.json') },
-      }),
-    );
-    meridian = startProcess('meridian', node, [meridianCli, 'start', '--config', join(dir, 'meridian.json'), '--log-level', 'warn']);
-    await waitForPort(meridian, port);
-    log(`service settings: ${JSON.stringify(SERVICE)}; ${connections} connections, ${phaseSeconds}s per phase`);
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // first health checks
-
-    results.push(await phase('steady', port, null, null));
-    results.push(await phase('kill endpoint (e1)', port, () => (e1.proc.child.kill('SIGKILL'), 'e1 killed'), null));
-    results.push(await phase('kill region (e2)', port, () => (e2.proc.child.kill('SIGKILL'), 'eu-west dead'), rerouted('eu-west')));
-    results.push(
-      await phase(
-        'recover eu-west',
-        port,
-        () => {
-          e1.proc = startEndpoint('e1', e1.port);
-          e2.proc = startEndpoint('e2', e2.port);
-          return 'e1, e2 restarted';
-        },
-        returnedTo('eu-west'),
-      ),
-    );
-    results.push(await phase('freeze endpoint (e1)', port, () => (e1.proc.child.kill('SIGSTOP'), 'e1 stopped'), null));
-    e1.proc.child.kill('SIGCONT');
-    await new Promise((resolve) => setTimeout(resolve, 3_000)); // e1 healthy again
-    results.push(
-      await phase(
-        'drain eu-west',
-        port,
-        () => {
-          writeFileSync(routesFile, routesDoc(endpoints, true));
-          return 'routes file written';
-        },
-        leftRegion('eu-west'),
-      ),
-    );
+    const maxSeconds = Math.ceil((WARMUP_MS + 6 * phaseMs + 2 * waitMs) / 1000) + 30;
+    const started = performance.now();
+    traffic = startTraffic(cluster.proxyPort, connections, CLIENT_TIMEOUT_SECONDS, maxSeconds);
+    const load = traffic;
+    const warm = await waitFor(() => firstFromRegionMs(load.samples, started, 'eu-west') !== null, started + 10_000);
+    if (!warm) throw new Error(`no 2xx from eu-west within 10s; meridian output:\n${cluster.meridian.output()}`);
+    await sleep(WARMUP_MS);
+    const warmup = summarize(within(load.samples, started, performance.now()));
+    log(`warm-up: ${warmup.requests} requests, ${warmup.errors} errors, ${formatCounts(warmup.regions)}`);
+    rows = await runPhases(cluster, load);
   } finally {
-    await meridian?.stop();
-    for (const e of endpoints) {
-      e.proc.child.kill('SIGCONT');
-      await e.proc.stop();
+    if (traffic !== null) {
+      const { sent, seen } = await traffic.stop();
+      log(`load: ${sent} requests sent, ${seen} answered or failed (the rest were in flight at the stop)`);
     }
-    rmSync(dir, { recursive: true, force: true });
+    await cluster.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  const header = ['phase', 'requests', 'errors', 'p50 ms', 'p99 ms', 'max ms', 'answered by', 'event'];
-  const rows = results.map((r) => [r.name, String(r.requests), String(r.errors), String(r.p50), String(r.p99), String(r.max), r.regions, r.event]);
-  process.stdout.write(`${renderTable(header, rows)}\n`);
-  process.stdout.write(`service: ${JSON.stringify(SERVICE)}; ${connections} connections; ${phaseSeconds}s per phase; event 500 ms into the phase\n`);
+  report(rows);
 }
 
 main().catch((err: unknown) => {
