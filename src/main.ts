@@ -11,6 +11,8 @@ import { Metrics } from './observability/metrics.js';
 import { ProxyServer } from './proxy/server.js';
 import { UpstreamRegistry } from './proxy/upstream.js';
 import { TableApplier, type ApplyResult } from './store/applier.js';
+import { EtcdStore } from './store/etcd.js';
+import { createEtcdClient, type EtcdSettings } from './store/etcd-client.js';
 import { FileStore, type FileSnapshot } from './store/file.js';
 import { readSnapshot } from './store/snapshot.js';
 
@@ -37,7 +39,6 @@ export interface Meridian {
 function unsupported(config: StaticConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (config.dns !== undefined) issues.push({ path: 'dns', message: 'the GeoDNS server is not available in this release yet; remove the dns section' });
-  if (config.store.etcd !== undefined) issues.push({ path: 'store.etcd', message: 'the etcd store is not available in this release yet; use store.file' });
   if (config.geo.mmdb !== undefined) issues.push({ path: 'geo.mmdb', message: 'MaxMind databases are not supported in this release yet; use geo.networks' });
   return issues;
 }
@@ -69,6 +70,62 @@ async function loadInitialTable(store: FileStore, applier: TableApplier, snapsho
   logger.warn({ path: snapshotPath, revision: snapshot.revision, savedAt: snapshot.savedAt }, 'routes file unusable; serving the last-good snapshot');
 }
 
+/** Where the routing table comes from, once the first table is in force. */
+interface RoutingSource {
+  /** Starts following changes. */
+  watch(): void;
+  /** Re-reads the source now (admin reload). */
+  reload(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The first table from the routes file (else the snapshot), then the file watched. */
+async function startFileSource(file: string, applier: TableApplier, snapshotPath: string, origin: string, logger: Logger): Promise<RoutingSource> {
+  const store = new FileStore(file, logger);
+  await loadInitialTable(store, applier, snapshotPath, origin, logger);
+  return {
+    watch: () => store.watch((snapshot) => void applyFileSnapshot(applier, snapshot)),
+    reload: async () => applyFileSnapshot(applier, await store.read()).result,
+    close: () => store.close(),
+  };
+}
+
+/**
+ * The first table from etcd; when etcd does not answer within its startup
+ * timeout, from the last-good snapshot (stale) while the store keeps trying.
+ */
+async function startEtcdSource(settings: EtcdSettings, applier: TableApplier, snapshotPath: string, origin: string, logger: Logger): Promise<RoutingSource> {
+  const store = new EtcdStore(createEtcdClient(settings), settings.prefix, logger);
+  let first: (() => void) | null = null;
+  const answered = new Promise<void>((resolve) => (first = resolve));
+  store.run((snapshot) => {
+    applier.apply({ source: 'etcd', document: snapshot.document, revision: snapshot.revision, keyIssues: snapshot.keyIssues });
+    first?.();
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([answered.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), settings.startupTimeout)))]);
+  clearTimeout(timer);
+  if (timedOut) {
+    const snapshot = await readSnapshot(snapshotPath).catch((err: Error) => {
+      logger.warn({ err: err.message, path: snapshotPath }, 'last-good snapshot unreadable');
+      return null;
+    });
+    const message = `etcd (${settings.endpoints.join(', ')}) did not answer within ${settings.startupTimeout} ms`;
+    if (snapshot === null || snapshot.origin !== origin) {
+      await store.close();
+      throw new ConfigError([{ path: 'store.etcd', message: `${message} and there is no last-good snapshot of ${origin} in ${snapshotPath}` }]);
+    }
+    // etcd may have answered meanwhile: its table wins.
+    if (applier.current === null) applier.apply({ source: 'snapshot', document: snapshot.document, revision: snapshot.revision, stale: true });
+    logger.warn({ path: snapshotPath, revision: snapshot.revision }, `${message}; serving the last-good snapshot while retrying`);
+  }
+  return {
+    watch: () => undefined,
+    reload: async () => 'unchanged',
+    close: () => store.close(),
+  };
+}
+
 /** Starts a Meridian node: routing table, proxy listener, admin listener, file watching. */
 export async function startMeridian(config: StaticConfig, options: StartOptions = {}): Promise<Meridian> {
   const problems = unsupported(config);
@@ -79,8 +136,8 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const locator = new Locator(config.geo.networks, config.node);
   const trusted = new PrefixMap<true>();
   for (const cidr of config.proxy.trustedProxies) trusted.add(cidr, true);
-  const store = new FileStore(config.store.file as string, logger);
-  const origin = `file:${resolve(store.path)}`;
+  const etcd = config.store.etcd;
+  const origin = etcd === undefined ? `file:${resolve(config.store.file as string)}` : `etcd:${etcd.prefix}`;
   const health = new HealthRegistry({ activeChecks: true, logger, metrics });
   const applier = new TableApplier({
     upstreams,
@@ -90,9 +147,9 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     node: locator.node,
     snapshotPath: config.store.snapshot,
     origin,
-    rejectOnIssues: true,
+    rejectOnIssues: etcd === undefined,
   });
-  await loadInitialTable(store, applier, config.store.snapshot, origin, logger);
+  const source = etcd === undefined ? await startFileSource(config.store.file as string, applier, config.store.snapshot, origin, logger) : await startEtcdSource(etcd, applier, config.store.snapshot, origin, logger);
 
   const proxy = new ProxyServer({
     listen: config.proxy.listen,
@@ -108,8 +165,8 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     logger,
   });
   const reload = async (): Promise<{ result: string; errors: { key: string; message: string }[] }> => {
-    const outcome = applyFileSnapshot(applier, await store.read());
-    return { result: outcome.result, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
+    const outcome = await source.reload();
+    return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
   };
   const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, config, applier, metrics, logger, isDraining: () => proxy.draining, reload });
   const proxyAddress = await proxy.listen();
@@ -120,16 +177,14 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     await proxy.close(0);
     throw err;
   }
-  store.watch((snapshot) => {
-    applyFileSnapshot(applier, snapshot);
-  });
-  logger.info({ proxy: proxyAddress, admin: adminAddress, node: config.node.name, routes: config.store.file }, 'meridian started');
+  source.watch();
+  logger.info({ proxy: proxyAddress, admin: adminAddress, node: config.node.name, store: origin }, 'meridian started');
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       logger.info({ inFlight: proxy.inFlight, timeoutMs: config.proxy.shutdownTimeout }, 'shutting down: draining requests in flight');
-      await store.close();
+      await source.close();
       await proxy.close(config.proxy.shutdownTimeout);
       health.close();
       await upstreams.closeAll(true);

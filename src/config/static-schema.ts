@@ -56,6 +56,8 @@ const etcdSchema = z.strictObject({
   username: z.string().optional(),
   password: z.string().optional(),
   tls: etcdTlsSchema.optional(),
+  /** How long boot waits for etcd before serving the last-good snapshot. */
+  startupTimeout: positiveDurationMs.default(5_000),
 });
 
 const storeSchema = z

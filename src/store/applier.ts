@@ -19,6 +19,8 @@ export interface StoreSnapshot {
   readonly revision?: number;
   /** True when serving from a copy that may be behind the source of truth. */
   readonly stale?: boolean;
+  /** Problems the store found itself (etcd keys rejected on their own), shown with the table's. */
+  readonly keyIssues?: readonly ConfigIssue[];
 }
 
 /** The outcome of one apply. */
@@ -69,15 +71,17 @@ export class TableApplier {
     const { metrics, logger } = this.#options;
     const { doc, issues, rejected } = validateRoutingObjects(snapshot.document);
     const stale = snapshot.stale ?? false;
+    const keyIssues = snapshot.keyIssues ?? [];
     if (this.current !== null && this.current.source === snapshot.source && this.stale === stale && isDeepStrictEqual(doc, this.#document) && issues.length === 0) {
-      this.issues = [];
+      this.issues = keyIssues;
+      metrics.configObjectsRejected.set(keyIssues.length);
       metrics.configReloads.inc({ source: snapshot.source, result: 'unchanged' });
       return { result: 'unchanged' };
     }
     const revision = snapshot.revision ?? this.#fileRevision + 1;
     const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#bindings(), rejected };
     const compiled = compileTable(doc, context);
-    const all = [...issues, ...compiled.issues];
+    const all = [...keyIssues, ...issues, ...compiled.issues];
     if (all.length > 0 && this.#options.rejectOnIssues) {
       this.issues = all;
       metrics.configReloads.inc({ source: snapshot.source, result: 'rejected' });

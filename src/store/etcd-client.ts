@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { Etcd3, type IOptions } from 'etcd3';
+import type { StaticConfig } from '../config/static-schema.js';
+
+/** The etcd settings of the static configuration. */
+export type EtcdSettings = NonNullable<StaticConfig['store']['etcd']>;
+
+/** How long a unary etcd call (list, put, transaction) may take. */
+export const ETCD_REQUEST_TIMEOUT_MS = 5_000;
+
+/**
+ * An etcd client from the static configuration: endpoints, password auth, TLS
+ * (CA, client certificate and key), a dial timeout, a deadline on every unary
+ * call, and gRPC keepalive pings that find half-open connections within seconds.
+ */
+export function createEtcdClient(settings: EtcdSettings): Etcd3 {
+  const options: IOptions = {
+    hosts: settings.endpoints,
+    dialTimeout: 3_000,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }),
+    grpcOptions: {
+      'grpc.keepalive_time_ms': 5_000,
+      'grpc.keepalive_timeout_ms': 3_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    },
+  };
+  if (settings.username !== undefined) options.auth = { username: settings.username, password: settings.password ?? '' };
+  if (settings.tls !== undefined) {
+    const tls = settings.tls;
+    options.credentials = {
+      rootCertificate: tls.ca === undefined ? Buffer.alloc(0) : readFileSync(tls.ca),
+      ...(tls.key === undefined ? {} : { privateKey: readFileSync(tls.key) }),
+      ...(tls.cert === undefined ? {} : { certChain: readFileSync(tls.cert) }),
+    };
+  }
+  return new Etcd3(options);
+}

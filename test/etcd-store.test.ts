@@ -1,0 +1,114 @@
+import { Etcd3 } from 'etcd3';
+import t, { type Test } from 'tap';
+import { getJson, send } from './helpers/client.js';
+import { startEtcd, type TestEtcd } from './helpers/etcd.js';
+import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
+import { waitFor } from './helpers/poll.js';
+import { startUpstream, type TestUpstream } from './helpers/upstream.js';
+
+const PREFIX = '/meridian/';
+
+interface State {
+  revision: number;
+  source: string;
+  stale: boolean;
+  errors: { key: string; message: string }[];
+}
+
+async function setup(t: Test): Promise<{ etcd: TestEtcd; client: Etcd3; up: TestUpstream }> {
+  const etcd = await startEtcd();
+  const client = new Etcd3({ hosts: etcd.url });
+  const up = await startUpstream('eu');
+  t.teardown(async () => {
+    client.close();
+    await up.kill();
+    await etcd.destroy();
+  });
+  await client.put(`${PREFIX}regions/eu-west`).value(JSON.stringify({ location: { lat: 53.35, lon: -6.26 } }));
+  await client.put(`${PREFIX}services/web`).value(JSON.stringify({ versions: { stable: { endpoints: { 'eu-west': [up.address] } } } }));
+  await client.put(`${PREFIX}routes/web`).value(JSON.stringify({ hosts: ['web.test'], service: 'web' }));
+  return { etcd, client, up };
+}
+
+async function meridianOnEtcd(t: Test, etcd: TestEtcd, dir?: string, startupTimeout = '5s'): Promise<TestMeridian> {
+  const m = await startTestMeridian({}, { store: { file: undefined, etcd: { endpoints: [etcd.url], prefix: PREFIX, startupTimeout } } }, dir === undefined ? {} : { dir });
+  t.teardown(() => m.close());
+  return m;
+}
+
+const web = { headers: { host: 'web.test' } };
+
+t.test('etcd: list, live puts, a two-key transaction, an invalid value, a delete, an etcd restart', async (t) => {
+  const { etcd, client, up } = await setup(t);
+  const m = await meridianOnEtcd(t, etcd);
+  let state = await getJson<State>(m.adminPort, '/api/v1/state');
+  t.match(state, { source: 'etcd', stale: false, errors: [] });
+  t.ok(state.revision >= 4, `the revision in force is etcd's (${state.revision})`);
+  t.equal((await send(m.port, web)).status, 200);
+
+  // Two keys in one transaction take effect together.
+  const txn = await client
+    .if(`${PREFIX}routes/web`, 'Version', '>', 0)
+    .then(
+      client.put(`${PREFIX}routes/api`).value(JSON.stringify({ hosts: ['api.test'], service: 'api' })),
+      client.put(`${PREFIX}services/api`).value(JSON.stringify({ versions: { stable: { endpoints: { 'eu-west': [up.address] } } } })),
+    )
+    .commit();
+  const txnRevision = Number(txn.header.revision);
+  await waitFor(() => m.meridian.applier.current?.revision === txnRevision, 'the transaction to apply');
+  t.ok(m.meridian.applier.current?.routes.has('api') && m.meridian.applier.current.services.has('api'), 'both keys are in the table');
+  t.equal((await send(m.port, { headers: { host: 'api.test' } })).status, 200);
+
+  // An invalid value is rejected on its own; the last valid version stays.
+  await client.put(`${PREFIX}services/web`).value('{ not json');
+  await waitFor(async () => (await getJson<State>(m.adminPort, '/api/v1/state')).errors.length > 0, 'the rejection to show');
+  state = await getJson<State>(m.adminPort, '/api/v1/state');
+  t.equal(state.errors[0]?.key, `${PREFIX}services/web`);
+  t.match(state.errors[0]?.message, /not valid JSON.*last valid version stays in force/);
+  t.equal((await send(m.port, web)).status, 200, 'the service still serves on its last valid version');
+  await client.put(`${PREFIX}services/web`).value(JSON.stringify({ versions: { stable: { endpoints: { 'eu-west': [up.address] } } }, steering: 'sideways' }));
+  await waitFor(async () => /steering/.test((await getJson<State>(m.adminPort, '/api/v1/state')).errors[0]?.message ?? ''), 'the schema error to show');
+
+  // A delete removes the object.
+  await client.delete().key(`${PREFIX}routes/api`);
+  await waitFor(() => m.meridian.applier.current?.routes.has('api') === false, 'the deleted route to go');
+  t.equal((await send(m.port, { headers: { host: 'api.test' } })).status, 404);
+
+  // etcd away: traffic goes on; back: changes apply again.
+  await etcd.kill();
+  for (let i = 0; i < 10; i++) t.equal((await send(m.port, web)).status, 200, 'served while etcd is down');
+  await etcd.restart();
+  await client.put(`${PREFIX}routes/late`).value(JSON.stringify({ hosts: ['late.test'], service: 'web' }));
+  await waitFor(() => m.meridian.applier.current?.routes.has('late') === true, 'a change after the restart to apply', 15_000);
+  t.equal((await send(m.port, { headers: { host: 'late.test' } })).status, 200);
+});
+
+t.test('etcd down at boot: the last-good snapshot serves (stale) until etcd answers', async (t) => {
+  const { etcd, client } = await setup(t);
+  const first = await meridianOnEtcd(t, etcd);
+  await first.meridian.applier.flush();
+  const dir = first.dir;
+  await first.close();
+  await etcd.kill();
+
+  const m = await meridianOnEtcd(t, etcd, dir, '300ms');
+  const state = await getJson<State>(m.adminPort, '/api/v1/state');
+  t.match(state, { source: 'snapshot', stale: true });
+  t.equal((await send(m.adminPort, { path: '/readyz' })).status, 200, 'ready on the snapshot');
+  t.equal((await send(m.port, web)).status, 200, 'serving from the snapshot');
+
+  await etcd.restart();
+  await waitFor(() => m.meridian.applier.current?.source === 'etcd', 'etcd to take over', 15_000);
+  t.equal(m.meridian.applier.stale, false);
+  await client.put(`${PREFIX}routes/more`).value(JSON.stringify({ hosts: ['more.test'], service: 'web' }));
+  await waitFor(() => m.meridian.applier.current?.routes.has('more') === true, 'changes after etcd returned to apply', 15_000);
+});
+
+t.test('etcd down at boot with no snapshot: a clear error', async (t) => {
+  const etcd = await startEtcd();
+  await etcd.destroy();
+  await t.rejects(
+    startTestMeridian({}, { store: { file: undefined, etcd: { endpoints: [etcd.url], startupTimeout: '200ms' } } }),
+    /did not answer within 200 ms and there is no last-good snapshot/,
+  );
+});
