@@ -1,14 +1,24 @@
 #!/usr/bin/env node
 import { UsageError } from './cli/args.js';
 import { USAGE } from './cli/help.js';
+import { applyCommand } from './cli/apply.js';
+import { drainCommand } from './cli/drain.js';
+import { getCommand } from './cli/get.js';
 import { startCommand } from './cli/start.js';
+import { weightsCommand } from './cli/weights.js';
 import { validateCommand } from './cli/validate.js';
 import { ConfigError, formatIssue } from './config/issues.js';
+import { ConflictError } from './store/etcd-writer.js';
 
 const COMMANDS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   start: (argv) => startCommand(argv, false),
   demo: (argv) => startCommand(argv, true),
   validate: validateCommand,
+  apply: applyCommand,
+  get: getCommand,
+  weights: weightsCommand,
+  drain: (argv) => drainCommand(argv, true),
+  undrain: (argv) => drainCommand(argv, false),
 };
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -37,6 +47,9 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
     } else if (err instanceof ConfigError) {
       for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof ConflictError) {
+      process.stderr.write(`meridian: ${err.message}\n`);
       process.exitCode = 1;
     } else {
       const e = err as NodeJS.ErrnoException;

@@ -1,3 +1,5 @@
+import { ETCD_FLAGS_HELP } from './etcd-flags.js';
+
 /** Usage text of every command. */
 export const USAGE: Readonly<Record<string, string>> = {
   main: `Usage: meridian <command> [options]
@@ -6,6 +8,10 @@ Commands:
   start      run the router (proxy and admin listeners)
   demo       run the router with small local demo regions beside it
   validate   check a routing table or static configuration file
+  apply      write a routing table file to etcd in one transaction
+  get        print the routing objects in etcd
+  weights    set the split weights of a service in etcd
+  drain      drain a region or an endpoint (undrain: the reverse)
 
 Run "meridian <command> --help" for the options of a command.
 `,
@@ -41,4 +47,36 @@ file (node, proxy, admin, ...; the routing file it names is checked too).
 The kind is detected from the file's top-level keys unless --kind is given.
 Exit 0 when valid; 1 with every problem printed as "path: message".
 `,
+  apply: `Usage: meridian apply -f FILE [--prune] [--dry-run] [etcd options]
+
+Validates the whole routing table FILE (YAML or JSON), then writes every object
+that differs from etcd in one transaction, which fails (writing nothing) if any
+of those keys changed since they were read. Prints what changed.
+
+Options:
+  -f, --file FILE          the routing table to apply
+      --prune              also delete objects in etcd that FILE does not have
+      --dry-run            print what would change; write nothing
+${ETCD_FLAGS_HELP}`,
+  get: `Usage: meridian get [regions|services|routes] [NAME] [etcd options]
+
+Prints the routing objects stored in etcd as JSON: all of them, one kind, or one object.
+
+Options:
+${ETCD_FLAGS_HELP}`,
+  weights: `Usage: meridian weights SERVICE VERSION=WEIGHT ... [etcd options]
+
+Sets the split weights of the named versions of SERVICE (others keep theirs),
+with compare-and-swap: a concurrent edit is retried on top of, never overwritten.
+Blue-green flip: meridian weights web blue=0 green=100
+
+Options:
+${ETCD_FLAGS_HELP}`,
+  drain: `Usage: meridian drain|undrain region|endpoint NAME [etcd options]
+
+Drains (or undrains) a region, or an endpoint address (host:port) in every
+service that lists it. Drained targets get no new requests; requests in flight finish.
+
+Options:
+${ETCD_FLAGS_HELP}`,
 };
