@@ -76,6 +76,8 @@ interface RoutingSource {
   watch(): void;
   /** Re-reads the source now (admin reload). */
   reload(): Promise<string>;
+  /** The source as the admin state shows it. */
+  state(): Record<string, unknown>;
   close(): Promise<void>;
 }
 
@@ -86,6 +88,7 @@ async function startFileSource(file: string, applier: TableApplier, snapshotPath
   return {
     watch: () => store.watch((snapshot) => void applyFileSnapshot(applier, snapshot)),
     reload: async () => applyFileSnapshot(applier, await store.read()).result,
+    state: () => ({ kind: 'file', path: resolve(file) }),
     close: () => store.close(),
   };
 }
@@ -94,8 +97,8 @@ async function startFileSource(file: string, applier: TableApplier, snapshotPath
  * The first table from etcd; when etcd does not answer within its startup
  * timeout, from the last-good snapshot (stale) while the store keeps trying.
  */
-async function startEtcdSource(settings: EtcdSettings, applier: TableApplier, snapshotPath: string, origin: string, logger: Logger): Promise<RoutingSource> {
-  const store = new EtcdStore(createEtcdClient(settings), settings.prefix, logger);
+async function startEtcdSource(settings: EtcdSettings, applier: TableApplier, snapshotPath: string, origin: string, logger: Logger, metrics: Metrics): Promise<RoutingSource> {
+  const store = new EtcdStore(createEtcdClient(settings), settings.prefix, logger, metrics);
   let first: (() => void) | null = null;
   const answered = new Promise<void>((resolve) => (first = resolve));
   store.run((snapshot) => {
@@ -122,6 +125,7 @@ async function startEtcdSource(settings: EtcdSettings, applier: TableApplier, sn
   return {
     watch: () => undefined,
     reload: async () => 'unchanged',
+    state: () => ({ kind: 'etcd', endpoints: settings.endpoints, prefix: settings.prefix, connection: store.state, revision: store.revision }),
     close: () => store.close(),
   };
 }
@@ -149,7 +153,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     origin,
     rejectOnIssues: etcd === undefined,
   });
-  const source = etcd === undefined ? await startFileSource(config.store.file as string, applier, config.store.snapshot, origin, logger) : await startEtcdSource(etcd, applier, config.store.snapshot, origin, logger);
+  const source = etcd === undefined ? await startFileSource(config.store.file as string, applier, config.store.snapshot, origin, logger) : await startEtcdSource(etcd, applier, config.store.snapshot, origin, logger, metrics);
 
   const proxy = new ProxyServer({
     listen: config.proxy.listen,
@@ -168,7 +172,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     const outcome = await source.reload();
     return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
   };
-  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, config, applier, metrics, logger, isDraining: () => proxy.draining, reload });
+  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, config, applier, metrics, logger, isDraining: () => proxy.draining, reload, storeState: () => source.state() });
   const proxyAddress = await proxy.listen();
   let adminAddress: AddressInfo;
   try {

@@ -9,6 +9,7 @@ import { startUpstream, type TestUpstream } from './helpers/upstream.js';
 const PREFIX = '/meridian/';
 
 interface State {
+  store: { kind: string; connection: string; revision: number };
   revision: number;
   source: string;
   stale: boolean;
@@ -42,7 +43,7 @@ t.test('etcd: list, live puts, a two-key transaction, an invalid value, a delete
   const { etcd, client, up } = await setup(t);
   const m = await meridianOnEtcd(t, etcd);
   let state = await getJson<State>(m.adminPort, '/api/v1/state');
-  t.match(state, { source: 'etcd', stale: false, errors: [] });
+  t.match(state, { source: 'etcd', stale: false, errors: [], store: { kind: 'etcd', connection: 'connected' } });
   t.ok(state.revision >= 4, `the revision in force is etcd's (${state.revision})`);
   t.equal((await send(m.port, web)).status, 200);
 
@@ -77,10 +78,13 @@ t.test('etcd: list, live puts, a two-key transaction, an invalid value, a delete
   // etcd away: traffic goes on; back: changes apply again.
   await etcd.kill();
   for (let i = 0; i < 10; i++) t.equal((await send(m.port, web)).status, 200, 'served while etcd is down');
+  await waitFor(async () => (await getJson<State>(m.adminPort, '/api/v1/state')).store.connection === 'disconnected', 'the state to show etcd away');
+  t.match((await send(m.adminPort, { path: '/metrics' })).text, /meridian_etcd_connected 0/);
   await etcd.restart();
   await client.put(`${PREFIX}routes/late`).value(JSON.stringify({ hosts: ['late.test'], service: 'web' }));
   await waitFor(() => m.meridian.applier.current?.routes.has('late') === true, 'a change after the restart to apply', 15_000);
   t.equal((await send(m.port, { headers: { host: 'late.test' } })).status, 200);
+  t.equal((await getJson<State>(m.adminPort, '/api/v1/state')).store.connection, 'connected');
 });
 
 t.test('etcd down at boot: the last-good snapshot serves (stale) until etcd answers', async (t) => {

@@ -20,6 +20,8 @@ export interface AdminOptions {
   isDraining(): boolean;
   /** Re-reads the routing source now; resolves with what happened. */
   reload(): Promise<{ result: string; errors: { key: string; message: string }[] }>;
+  /** What the routing source reports about itself (kind, connection state, revision). */
+  storeState(): Record<string, unknown>;
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
@@ -100,7 +102,7 @@ export class AdminServer {
         return send(res, 200, registry.contentType, await registry.metrics());
       }
       case 'GET /api/v1/state':
-        return sendJson(res, 200, buildState(this.#options.config, this.#options.applier, this.ready));
+        return sendJson(res, 200, { ...buildState(this.#options.config, this.#options.applier, this.ready), store: this.#options.storeState() });
       case 'POST /api/v1/reload':
         if (!authorised(req, this.#options.token)) return sendJson(res, 401, { error: 'unauthorised', message: 'a valid bearer token is required' });
         return sendJson(res, 200, await this.#options.reload());

@@ -77,6 +77,8 @@ export class Metrics {
   readonly retries: Counter<'service' | 'reason'>;
   readonly retriesDenied: Counter<'service'>;
   readonly failovers: Counter<'service' | 'from' | 'to'>;
+  readonly etcdConnected: Gauge;
+  readonly etcdKeysRejected: Gauge;
   readonly #series = new Map<string, StatusSeries>();
 
   constructor(options: { defaultMetrics: boolean }) {
@@ -111,6 +113,8 @@ export class Metrics {
     this.retries = new Counter({ name: 'meridian_retries_total', help: 'Requests sent again after a failed try, by service and the failure that caused it.', labelNames: ['service', 'reason'], registers });
     this.retriesDenied = new Counter({ name: 'meridian_retries_denied_total', help: 'Retries not made because the service retry budget was spent.', labelNames: ['service'], registers });
     this.failovers = new Counter({ name: 'meridian_failovers_total', help: 'Retries that moved a request to another region, by service and regions.', labelNames: ['service', 'from', 'to'], registers });
+    this.etcdConnected = new Gauge({ name: 'meridian_etcd_connected', help: 'Whether the etcd store is connected (1) or not (0).', registers });
+    this.etcdKeysRejected = new Gauge({ name: 'meridian_etcd_keys_rejected', help: 'etcd keys whose current value is rejected (their last valid version stays in force).', registers });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'meridian_' });
   }
 

@@ -1,6 +1,7 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import type { ConfigIssue } from '../config/issues.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { EtcdKeyState, type KeyChange } from './etcd-keys.js';
 
 /** A whole routing document assembled from etcd at one revision. */
@@ -37,16 +38,18 @@ export class EtcdStore {
   readonly #client: Etcd3;
   readonly #keys: EtcdKeyState;
   readonly #logger: Logger;
+  readonly #metrics: Metrics;
   #state: EtcdState = 'connecting';
   #revision = 0;
   #closed = false;
   #watcher: Watcher | null = null;
   #wake: (() => void) | null = null;
 
-  constructor(client: Etcd3, prefix: string, logger: Logger) {
+  constructor(client: Etcd3, prefix: string, logger: Logger, metrics: Metrics) {
     this.#client = client;
     this.#keys = new EtcdKeyState(prefix);
     this.#logger = logger;
+    this.#metrics = metrics;
   }
 
   /** The etcd revision of the last snapshot emitted; 0 before the first. */
@@ -129,12 +132,14 @@ export class EtcdStore {
   #emit(onSnapshot: (snapshot: EtcdSnapshot) => void): void {
     const keyIssues = this.#keys.issues();
     for (const issue of keyIssues) this.#logger.warn({ key: issue.path, reason: issue.message }, 'etcd key rejected');
+    this.#metrics.etcdKeysRejected.set(keyIssues.length);
     onSnapshot({ revision: this.#revision, document: this.#keys.document(), keyIssues });
   }
 
   #setState(state: EtcdState, reason?: string): void {
     if (state === this.#state) return;
     this.#state = state;
+    this.#metrics.etcdConnected.set(state === 'connected' ? 1 : 0);
     if (state === 'connected') this.#logger.info({ revision: this.#revision }, 'etcd connected');
     else this.#logger.warn({ reason }, `etcd ${state}`);
   }
