@@ -3,6 +3,7 @@ import t, { type Test } from 'tap';
 import { getJson, send } from './helpers/client.js';
 import { startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { waitFor } from './helpers/poll.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
 
@@ -31,7 +32,7 @@ async function setup(t: Test): Promise<{ etcd: TestEtcd; client: Etcd3; up: Test
   return { etcd, client, up };
 }
 
-async function meridianOnEtcd(t: Test, etcd: TestEtcd, dir?: string, startupTimeout = '5s'): Promise<TestMeridian> {
+async function meridianOnEtcd(t: Test, etcd: { url: string }, dir?: string, startupTimeout = '5s'): Promise<TestMeridian> {
   const m = await startTestMeridian({}, { store: { file: undefined, etcd: { endpoints: [etcd.url], prefix: PREFIX, startupTimeout } } }, dir === undefined ? {} : { dir });
   t.teardown(() => m.close());
   return m;
@@ -115,4 +116,26 @@ t.test('etcd down at boot with no snapshot: a clear error', async (t) => {
     startTestMeridian({}, { store: { file: undefined, etcd: { endpoints: [etcd.url], startupTimeout: '200ms' } } }),
     /did not answer within 200 ms and there is no last-good snapshot/,
   );
+});
+
+t.test('cut off from etcd while keys change and etcd compacts: traffic goes on, and the changes apply once reconnected', async (t) => {
+  const { etcd, client } = await setup(t);
+  const proxy = await startTcpProxy(Number(new URL(etcd.url).port));
+  t.teardown(() => proxy.close());
+  const m = await meridianOnEtcd(t, proxy);
+  t.equal((await send(m.port, web)).status, 200);
+  proxy.cut();
+  await waitFor(async () => (await getJson<State>(m.adminPort, '/api/v1/state')).store.connection === 'disconnected', 'the cut to be seen', 10_000);
+  await client.put(`${PREFIX}routes/a`).value(JSON.stringify({ hosts: ['a.test'], service: 'web' }));
+  await client.put(`${PREFIX}routes/b`).value(JSON.stringify({ hosts: ['b.test'], service: 'web' }));
+  await client.delete().key(`${PREFIX}routes/web`);
+  const latest = Number((await client.get(`${PREFIX}routes/b`).exec()).header.revision);
+  await client.kv.compact({ revision: String(latest), physical: true });
+  for (let i = 0; i < 5; i++) t.equal((await send(m.port, web)).status, 200, 'the table in force serves while cut off');
+  proxy.restore();
+  await waitFor(() => m.meridian.applier.current?.routes.has('b') === true, 'the changes made while cut off to apply', 20_000);
+  const routes = m.meridian.applier.current?.routes;
+  t.ok(routes?.has('a') && routes.has('b'), 'both routes put during the cut are in force');
+  t.notOk(routes?.has('web'), 'the route deleted during the cut is gone');
+  t.ok((m.meridian.applier.current?.revision ?? 0) >= latest, 'the revision in force is at least the compacted one');
 });

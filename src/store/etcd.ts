@@ -100,13 +100,14 @@ export class EtcdStore {
 
   /** Watches from `from`; resolves when the watch ends and the prefix must be listed again. */
   async #watch(from: number, onSnapshot: (snapshot: EtcdSnapshot) => void): Promise<void> {
-    const watcher = await this.#client.watch().prefix(this.#keys.prefix).startRevision(String(from)).create();
-    if (this.#closed) {
-      await cancelWithin(watcher, CANCEL_TIMEOUT_MS);
-      return;
-    }
+    // Listeners go on before the watch is attached, so a connection lost while it is being created is seen.
+    const watcher = this.#client.watch().prefix(this.#keys.prefix).startRevision(String(from)).watcher();
     this.#watcher = watcher;
     await new Promise<void>((resolve) => {
+      if (this.#closed) {
+        resolve();
+        return;
+      }
       this.#wake = resolve;
       watcher.on('data', (res: IWatchResponse) => {
         const changes: KeyChange[] = res.events.map((e) => ({ key: e.kv.key.toString(), value: e.type === 'Delete' ? null : e.kv.value.toString() }));
