@@ -5,6 +5,7 @@ import { applyCommand } from './cli/apply.js';
 import { drainCommand } from './cli/drain.js';
 import { getCommand } from './cli/get.js';
 import { startCommand } from './cli/start.js';
+import { statusCommand } from './cli/status.js';
 import { weightsCommand } from './cli/weights.js';
 import { validateCommand } from './cli/validate.js';
 import { ConfigError, formatIssue } from './config/issues.js';
@@ -19,6 +20,7 @@ const COMMANDS: Readonly<Record<string, (argv: readonly string[]) => Promise<num
   weights: weightsCommand,
   drain: (argv) => drainCommand(argv, true),
   undrain: (argv) => drainCommand(argv, false),
+  status: statusCommand,
 };
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -14,6 +14,7 @@ import { TableApplier, type ApplyResult } from './store/applier.js';
 import { EtcdStore } from './store/etcd.js';
 import { createEtcdClient, type EtcdSettings } from './store/etcd-client.js';
 import { FileStore, type FileSnapshot } from './store/file.js';
+import { FleetPublisher, type FleetEndpoint, type NodeView } from './store/fleet.js';
 import { readSnapshot } from './store/snapshot.js';
 
 /** Options of a Meridian instance besides its static configuration. */
@@ -70,6 +71,15 @@ async function loadInitialTable(store: FileStore, applier: TableApplier, snapsho
   logger.warn({ path: snapshotPath, revision: snapshot.revision, savedAt: snapshot.savedAt }, 'routes file unusable; serving the last-good snapshot');
 }
 
+/** This node's health view, as the fleet sees it. */
+function nodeView(node: StaticConfig['node'], applier: TableApplier, health: HealthRegistry): NodeView {
+  const endpoints: Record<string, FleetEndpoint> = {};
+  for (const h of health.entries()) {
+    endpoints[h.key] = { up: h.up, state: h.state, reason: h.reason, since: new Date(h.changedAt).toISOString() };
+  }
+  return { node: node.name, region: node.region ?? null, revision: applier.current?.revision ?? 0, updatedAt: new Date().toISOString(), endpoints };
+}
+
 /** Where the routing table comes from, once the first table is in force. */
 interface RoutingSource {
   /** Starts following changes. */
@@ -97,12 +107,24 @@ async function startFileSource(file: string, applier: TableApplier, snapshotPath
  * The first table from etcd; when etcd does not answer within its startup
  * timeout, from the last-good snapshot (stale) while the store keeps trying.
  */
-async function startEtcdSource(settings: EtcdSettings, applier: TableApplier, snapshotPath: string, origin: string, logger: Logger, metrics: Metrics): Promise<RoutingSource> {
-  const store = new EtcdStore(createEtcdClient(settings), settings.prefix, logger, metrics);
+async function startEtcdSource(
+  settings: EtcdSettings,
+  applier: TableApplier,
+  snapshotPath: string,
+  origin: string,
+  logger: Logger,
+  metrics: Metrics,
+  fleet: { node: StaticConfig['node']; health: HealthRegistry },
+): Promise<RoutingSource> {
+  const client = createEtcdClient(settings);
+  const store = new EtcdStore(client, settings.prefix, logger, metrics);
+  const publisher = new FleetPublisher(client, settings.prefix, fleet.node.name, () => nodeView(fleet.node, applier, fleet.health), logger);
+  fleet.health.onChange(() => publisher.changed());
   let first: (() => void) | null = null;
   const answered = new Promise<void>((resolve) => (first = resolve));
   store.run((snapshot) => {
     applier.apply({ source: 'etcd', document: snapshot.document, revision: snapshot.revision, keyIssues: snapshot.keyIssues });
+    publisher.changed();
     first?.();
   });
   let timer: NodeJS.Timeout | undefined;
@@ -125,8 +147,11 @@ async function startEtcdSource(settings: EtcdSettings, applier: TableApplier, sn
   return {
     watch: () => undefined,
     reload: async () => 'unchanged',
-    state: () => ({ kind: 'etcd', endpoints: settings.endpoints, prefix: settings.prefix, connection: store.state, revision: store.revision }),
-    close: () => store.close(),
+    state: () => ({ kind: 'etcd', endpoints: settings.endpoints, prefix: settings.prefix, connection: store.state, revision: store.revision, fleet: store.fleet() }),
+    close: async () => {
+      await publisher.close();
+      await store.close();
+    },
   };
 }
 
@@ -153,7 +178,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     origin,
     rejectOnIssues: etcd === undefined,
   });
-  const source = etcd === undefined ? await startFileSource(config.store.file as string, applier, config.store.snapshot, origin, logger) : await startEtcdSource(etcd, applier, config.store.snapshot, origin, logger, metrics);
+  const source = etcd === undefined ? await startFileSource(config.store.file as string, applier, config.store.snapshot, origin, logger) : await startEtcdSource(etcd, applier, config.store.snapshot, origin, logger, metrics, { node: config.node, health });
 
   const proxy = new ProxyServer({
     listen: config.proxy.listen,

@@ -4,13 +4,14 @@ import { getJson, send } from './helpers/client.js';
 import { startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
+import { runCli } from './helpers/process.js';
 import { waitFor } from './helpers/poll.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
 
 const PREFIX = '/meridian/';
 
 interface State {
-  store: { kind: string; connection: string; revision: number };
+  store: { kind: string; connection: string; revision: number; fleet: Record<string, { node: string; endpoints: Record<string, { up: boolean; reason: string }> }> };
   revision: number;
   source: string;
   stale: boolean;
@@ -27,7 +28,7 @@ async function setup(t: Test): Promise<{ etcd: TestEtcd; client: Etcd3; up: Test
     await etcd.destroy();
   });
   await client.put(`${PREFIX}regions/eu-west`).value(JSON.stringify({ location: { lat: 53.35, lon: -6.26 } }));
-  await client.put(`${PREFIX}services/web`).value(JSON.stringify({ versions: { stable: { endpoints: { 'eu-west': [up.address] } } } }));
+  await client.put(`${PREFIX}services/web`).value(JSON.stringify({ healthCheck: { interval: '200ms', timeout: '150ms' }, versions: { stable: { endpoints: { 'eu-west': [up.address] } } } }));
   await client.put(`${PREFIX}routes/web`).value(JSON.stringify({ hosts: ['web.test'], service: 'web' }));
   return { etcd, client, up };
 }
@@ -138,4 +139,30 @@ t.test('cut off from etcd while keys change and etcd compacts: traffic goes on, 
   t.ok(routes?.has('a') && routes.has('b'), 'both routes put during the cut are in force');
   t.notOk(routes?.has('web'), 'the route deleted during the cut is gone');
   t.ok((m.meridian.applier.current?.revision ?? 0) >= latest, 'the revision in force is at least the compacted one');
+});
+
+t.test('fleet: each node publishes its health view under a lease; status lists the live nodes', async (t) => {
+  const { etcd, client, up } = await setup(t);
+  const m = await meridianOnEtcd(t, etcd);
+  await waitFor(async () => (await client.get(`${PREFIX}nodes/test-node`).string()) !== null, 'the node to publish its view');
+  await waitFor(async () => {
+    const view = JSON.parse((await client.get(`${PREFIX}nodes/test-node`).string()) ?? '{}') as { endpoints?: Record<string, { state: string }> };
+    return Object.values(view.endpoints ?? {}).some((ep) => ep.state === 'healthy');
+  }, 'the view to show the first health check');
+  await waitFor(async () => (await getJson<State>(m.adminPort, '/api/v1/state')).store.fleet['test-node'] !== undefined, 'the admin state to show the fleet');
+
+  up.healthStatus = 503;
+  await waitFor(async () => {
+    const view = JSON.parse((await client.get(`${PREFIX}nodes/test-node`).string()) ?? '{}') as { endpoints?: Record<string, { up: boolean }> };
+    return Object.values(view.endpoints ?? {}).some((ep) => !ep.up);
+  }, 'a health flip to be published', 20_000);
+  const status = await runCli(['status', '--etcd', etcd.url]);
+  t.equal(status.code, 0, status.stderr);
+  t.match(status.stdout, /1 node alive/);
+  t.match(status.stdout, /test-node .*endpoints 0\/1 up/);
+  t.match(status.stdout, /down .*status-503/);
+
+  await m.close();
+  t.equal(await client.get(`${PREFIX}nodes/test-node`).string(), null, 'a node that stops takes its key with it');
+  t.match((await runCli(['status', '--etcd', etcd.url])).stdout, /0 nodes alive/);
 });

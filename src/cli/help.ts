@@ -12,6 +12,7 @@ Commands:
   get        print the routing objects in etcd
   weights    set the split weights of a service in etcd
   drain      drain a region or an endpoint (undrain: the reverse)
+  status     the fleet: every running node's view of endpoint health
 
 Run "meridian <command> --help" for the options of a command.
 `,
@@ -78,5 +79,13 @@ Drains (or undrains) a region, or an endpoint address (host:port) in every
 service that lists it. Drained targets get no new requests; requests in flight finish.
 
 Options:
+${ETCD_FLAGS_HELP}`,
+  status: `Usage: meridian status [--json] [etcd options]
+
+Shows the fleet: every running Meridian node publishes its view of endpoint
+health to <prefix>nodes/<node> under a 15 s lease, so a node that died drops out.
+
+Options:
+      --json               print the views as JSON
 ${ETCD_FLAGS_HELP}`,
 };

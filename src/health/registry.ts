@@ -32,6 +32,7 @@ const RANK_NAMES = ['healthy', 'unchecked', 'down'];
 export class HealthRegistry implements HealthListener, CheckObserver {
   readonly #entries = new Map<string, { health: EndpointHealth; checker: ActiveChecker | null }>();
   readonly #options: HealthRegistryOptions;
+  readonly #listeners = new Set<() => void>();
 
   constructor(options: HealthRegistryOptions) {
     this.#options = options;
@@ -51,6 +52,11 @@ export class HealthRegistry implements HealthListener, CheckObserver {
     }
     entry.health.rampMs = slowStartMs;
     return entry.health;
+  }
+
+  /** Calls `listener` after every change of any endpoint's usability. */
+  onChange(listener: () => void): void {
+    this.#listeners.add(listener);
   }
 
   /** Forgets identities no longer used by the routing table in force, and stops checking them. */
@@ -92,6 +98,7 @@ export class HealthRegistry implements HealthListener, CheckObserver {
     if (health.rank === RANK_DOWN) logger.warn(fields, 'endpoint down');
     else if (health.rank === RANK_HEALTHY) logger.info(fields, 'endpoint healthy');
     else logger.info(fields, 'endpoint unchecked');
+    for (const listener of this.#listeners) listener();
   }
 
   /** CheckObserver: counts check results. */

@@ -44,6 +44,8 @@ export class EtcdStore {
   #closed = false;
   #watcher: Watcher | null = null;
   #wake: (() => void) | null = null;
+  /** Health views published by the fleet's nodes, by node name. */
+  readonly #nodes = new Map<string, unknown>();
 
   constructor(client: Etcd3, prefix: string, logger: Logger, metrics: Metrics) {
     this.#client = client;
@@ -59,6 +61,29 @@ export class EtcdStore {
 
   get state(): EtcdState {
     return this.#state;
+  }
+
+  /** The fleet: every live node's published health view, by node name. */
+  fleet(): Record<string, unknown> {
+    return Object.fromEntries(this.#nodes);
+  }
+
+  /** Keeps node views (`<prefix>nodes/<node>`) aside from routing keys. */
+  #noteNodes(changes: readonly KeyChange[]): void {
+    const base = `${this.#keys.prefix}nodes/`;
+    for (const change of changes) {
+      if (!change.key.startsWith(base)) continue;
+      const node = change.key.slice(base.length);
+      if (change.value === null) {
+        this.#nodes.delete(node);
+        continue;
+      }
+      try {
+        this.#nodes.set(node, JSON.parse(change.value));
+      } catch {
+        this.#nodes.set(node, { invalid: change.value });
+      }
+    }
   }
 
   /** Runs list-then-watch until close(), handing every snapshot to `onSnapshot`. */
@@ -83,7 +108,10 @@ export class EtcdStore {
         const listed = await this.#client.getAll().prefix(this.#keys.prefix).exec();
         if (this.#closed) return;
         this.#keys.clear();
-        this.#keys.update(listed.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString() })));
+        this.#nodes.clear();
+        const all = listed.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString() }));
+        this.#keys.update(all);
+        this.#noteNodes(all);
         this.#revision = Number(listed.header.revision);
         this.#setState('connected');
         backoff = BACKOFF_MIN_MS;
@@ -112,6 +140,7 @@ export class EtcdStore {
       watcher.on('data', (res: IWatchResponse) => {
         const changes: KeyChange[] = res.events.map((e) => ({ key: e.kv.key.toString(), value: e.type === 'Delete' ? null : e.kv.value.toString() }));
         const touched = this.#keys.update(changes);
+        this.#noteNodes(changes);
         this.#revision = Math.max(this.#revision, Number(res.header.revision));
         if (touched) this.#emit(onSnapshot);
       });

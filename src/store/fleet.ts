@@ -1,0 +1,90 @@
+import type { Etcd3, Lease } from 'etcd3';
+import type { Logger } from '../observability/logger.js';
+
+/** Lifetime of a node's key when the node stops renewing it (dies, or loses etcd). */
+export const FLEET_TTL_SECONDS = 15;
+/** Least time between two writes of a node's view. */
+const MIN_INTERVAL_MS = 1_000;
+
+/** One endpoint as a node sees it. */
+export interface FleetEndpoint {
+  readonly up: boolean;
+  readonly state: string;
+  readonly reason: string;
+  readonly since: string;
+}
+
+/** What a node publishes at `<prefix>nodes/<node>`. */
+export interface NodeView {
+  readonly node: string;
+  readonly region: string | null;
+  readonly revision: number;
+  readonly updatedAt: string;
+  readonly endpoints: Readonly<Record<string, FleetEndpoint>>;
+}
+
+/**
+ * Publishes this node's health view under a lease, so the key disappears when
+ * the node dies. Rewritten when health changes, at most once a second; a lost
+ * lease (etcd was away longer than the TTL) is replaced on the next write.
+ */
+export class FleetPublisher {
+  readonly #client: Etcd3;
+  readonly #key: string;
+  readonly #view: () => NodeView;
+  readonly #logger: Logger;
+  #lease: Lease | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #lastWrite = 0;
+  #writing: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(client: Etcd3, prefix: string, node: string, view: () => NodeView, logger: Logger) {
+    this.#client = client;
+    this.#key = `${prefix}nodes/${node}`;
+    this.#view = view;
+    this.#logger = logger;
+  }
+
+  /** Asks for a write soon (rate-limited). */
+  changed(): void {
+    if (this.#closed || this.#timer !== null) return;
+    const wait = Math.max(0, this.#lastWrite + MIN_INTERVAL_MS - Date.now());
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#writing = this.#writing.then(() => this.#write());
+    }, wait);
+    this.#timer.unref();
+  }
+
+  /** Stops publishing and removes the key (revoking the lease). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    await this.#writing;
+    await this.#lease?.revoke().catch(() => undefined);
+  }
+
+  async #write(): Promise<void> {
+    if (this.#closed) return;
+    this.#lastWrite = Date.now();
+    try {
+      if (this.#lease === null || this.#lease.revoked()) {
+        const lease = this.#client.lease(FLEET_TTL_SECONDS, { autoKeepAlive: true });
+        lease.on('lost', (err) => {
+          this.#logger.warn({ err: err.message }, 'fleet lease lost; it is renewed with the next write');
+          if (this.#lease === lease) this.#lease = null;
+          this.changed();
+        });
+        this.#lease = lease;
+      }
+      await this.#lease.put(this.#key).value(JSON.stringify(this.#view()));
+    } catch (err) {
+      this.#logger.warn({ err: (err as Error).message, key: this.#key }, 'cannot publish the fleet view; retrying');
+      this.#lease?.release();
+      this.#lease = null;
+      const retry = setTimeout(() => this.changed(), 2_000);
+      retry.unref();
+    }
+  }
+}
