@@ -3,8 +3,12 @@ import { send } from './client.js';
 
 /** One request of a traffic loop as the client saw it. */
 export interface TrafficSample {
+  /** Date.now() when the request was sent. */
+  sentAt: number;
   /** Date.now() when the answer (or the failure) arrived. */
   at: number;
+  /** `x-meridian-version` of the answer; '' when absent. */
+  version: string;
   status: number;
   /** `x-meridian-region` of the answer (debug headers on); '' when absent. */
   region: string;
@@ -24,17 +28,19 @@ export interface Traffic {
 }
 
 /** Starts GET traffic at 127.0.0.1:port; bounded by stop() (call it in the test). */
-export function startTraffic(port: number, options: { workers?: number; path?: string; timeoutMs?: number } = {}): Traffic {
+export function startTraffic(port: number, options: { workers?: number; path?: string; timeoutMs?: number; headers?: Record<string, string> } = {}): Traffic {
   const agent = new Agent({ keepAlive: true, maxSockets: options.workers ?? 4 });
   const samples: TrafficSample[] = [];
   let running = true;
   const worker = async (): Promise<void> => {
     while (running) {
+      const sentAt = Date.now();
       try {
-        const res = await send(port, { path: options.path ?? '/', agent, timeoutMs: options.timeoutMs ?? 5_000 });
-        samples.push({ at: Date.now(), status: res.status, region: String(res.headers['x-meridian-region'] ?? ''), error: String(res.headers['x-meridian-error'] ?? ''), failure: null });
+        const res = await send(port, { path: options.path ?? '/', agent, timeoutMs: options.timeoutMs ?? 5_000, headers: options.headers ?? {} });
+        const header = (name: string): string => String(res.headers[name] ?? '');
+        samples.push({ sentAt, at: Date.now(), status: res.status, region: header('x-meridian-region'), version: header('x-meridian-version'), error: header('x-meridian-error'), failure: null });
       } catch (err) {
-        samples.push({ at: Date.now(), status: 0, region: '', error: '', failure: (err as Error).message });
+        samples.push({ sentAt, at: Date.now(), status: 0, region: '', version: '', error: '', failure: (err as Error).message });
       }
     }
   };
