@@ -58,6 +58,12 @@ const etcdSchema = z.strictObject({
   tls: etcdTlsSchema.optional(),
   /** How long boot waits for etcd before serving the last-good snapshot. */
   startupTimeout: positiveDurationMs.default(5_000),
+  dialTimeout: positiveDurationMs.default(3_000),
+  /** Deadline of each unary call (list, put, transaction). */
+  requestTimeout: positiveDurationMs.default(5_000),
+  /** gRPC keepalive: a ping after this much silence, and how long its answer may take. */
+  keepaliveTime: positiveDurationMs.default(5_000),
+  keepaliveTimeout: positiveDurationMs.default(3_000),
 });
 
 const storeSchema = z

@@ -5,9 +5,6 @@ import type { StaticConfig } from '../config/static-schema.js';
 /** The etcd settings of the static configuration. */
 export type EtcdSettings = NonNullable<StaticConfig['store']['etcd']>;
 
-/** How long a unary etcd call (list, put, transaction) may take. */
-export const ETCD_REQUEST_TIMEOUT_MS = 5_000;
-
 /**
  * An etcd client from the static configuration: endpoints, password auth, TLS
  * (CA, client certificate and key), a dial timeout, a deadline on every unary
@@ -16,11 +13,11 @@ export const ETCD_REQUEST_TIMEOUT_MS = 5_000;
 export function createEtcdClient(settings: EtcdSettings): Etcd3 {
   const options: IOptions = {
     hosts: settings.endpoints,
-    dialTimeout: 3_000,
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }),
+    dialTimeout: settings.dialTimeout,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + settings.requestTimeout }),
     grpcOptions: {
-      'grpc.keepalive_time_ms': 5_000,
-      'grpc.keepalive_timeout_ms': 3_000,
+      'grpc.keepalive_time_ms': settings.keepaliveTime,
+      'grpc.keepalive_timeout_ms': settings.keepaliveTimeout,
       'grpc.keepalive_permit_without_calls': 1,
     },
   };
