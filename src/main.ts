@@ -1,9 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { AdminServer } from './admin/server.js';
-import { ConfigError, type ConfigIssue } from './config/issues.js';
+import { ConfigError } from './config/issues.js';
 import type { StaticConfig } from './config/static-schema.js';
+import { DnsServer } from './dns/server.js';
 import { Locator } from './geo/locator.js';
+import { GeoDatabase } from './geo/mmdb.js';
 import { PrefixMap } from './geo/prefix-map.js';
 import { HealthRegistry } from './health/registry.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -29,19 +31,13 @@ export interface Meridian {
   readonly config: StaticConfig;
   readonly proxyAddress: AddressInfo;
   readonly adminAddress: AddressInfo;
+  /** Where GeoDNS listens (UDP and TCP), null without a dns section. */
+  readonly dnsAddress: AddressInfo | null;
   readonly applier: TableApplier;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Graceful stop: readyz 503, in-flight requests finish (bounded by proxy.shutdownTimeout), listeners close. */
   close(): Promise<void>;
-}
-
-/** Features of the contract that later releases deliver; refused clearly rather than ignored. */
-function unsupported(config: StaticConfig): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  if (config.dns !== undefined) issues.push({ path: 'dns', message: 'the GeoDNS server is not available in this release yet; remove the dns section' });
-  if (config.geo.mmdb !== undefined) issues.push({ path: 'geo.mmdb', message: 'MaxMind databases are not supported in this release yet; use geo.networks' });
-  return issues;
 }
 
 function applyFileSnapshot(applier: TableApplier, snapshot: FileSnapshot): ApplyResult {
@@ -69,6 +65,20 @@ async function loadInitialTable(store: FileStore, applier: TableApplier, snapsho
   if (fromSnapshot.result === 'rejected') throw new ConfigError(first.issues);
   applier.issues = first.issues;
   logger.warn({ path: snapshotPath, revision: snapshot.revision, savedAt: snapshot.savedAt }, 'routes file unusable; serving the last-good snapshot');
+}
+
+/** Opens `geo.mmdb` for the locator and starts watching it for replacements. */
+async function openGeoDatabase(path: string, locator: Locator, logger: Logger): Promise<GeoDatabase> {
+  let database: GeoDatabase;
+  try {
+    database = await GeoDatabase.open(path, logger, () => locator.forget());
+  } catch (err) {
+    throw new ConfigError([{ path: 'geo.mmdb', message: (err as Error).message }]);
+  }
+  locator.useDatabase(database);
+  database.watch();
+  logger.info(database.state(), 'geo database loaded');
+  return database;
 }
 
 /** This node's health view, as the fleet sees it. */
@@ -157,12 +167,11 @@ async function startEtcdSource(
 
 /** Starts a Meridian node: routing table, proxy listener, admin listener, file watching. */
 export async function startMeridian(config: StaticConfig, options: StartOptions = {}): Promise<Meridian> {
-  const problems = unsupported(config);
-  if (problems.length > 0) throw new ConfigError(problems);
   const logger = options.logger ?? createLogger();
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const upstreams = new UpstreamRegistry();
   const locator = new Locator(config.geo.networks, config.node);
+  const geoDatabase = config.geo.mmdb === undefined ? null : await openGeoDatabase(config.geo.mmdb, locator, logger);
   const trusted = new PrefixMap<true>();
   for (const cidr of config.proxy.trustedProxies) trusted.add(cidr, true);
   const etcd = config.store.etcd;
@@ -193,17 +202,27 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     metrics,
     logger,
   });
+  const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, locator, metrics, logger });
   const reload = async (): Promise<{ result: string; errors: { key: string; message: string }[] }> => {
     const outcome = await source.reload();
     return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
   };
-  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, config, applier, metrics, logger, isDraining: () => proxy.draining, reload, storeState: () => source.state() });
+  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, config, applier, metrics, logger, isDraining: () => proxy.draining, reload,
+    storeState: () => source.state(),
+    partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geoDatabase === null ? {} : { geo: geoDatabase.state() }) }),
+  });
   const proxyAddress = await proxy.listen();
   let adminAddress: AddressInfo;
+  let dnsAddress: AddressInfo | null = null;
   try {
     adminAddress = await admin.listen();
+    if (dns !== null) dnsAddress = await dns.listen();
   } catch (err) {
     await proxy.close(0);
+    await admin.close();
+    await source.close();
+    health.close();
+    await geoDatabase?.close();
     throw err;
   }
   source.watch();
@@ -214,14 +233,16 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     closing ??= (async () => {
       logger.info({ inFlight: proxy.inFlight, timeoutMs: config.proxy.shutdownTimeout }, 'shutting down: draining requests in flight');
       await source.close();
+      await dns?.close();
       await proxy.close(config.proxy.shutdownTimeout);
       health.close();
       await upstreams.closeAll(true);
       await admin.close();
       await applier.flush();
+      await geoDatabase?.close();
       logger.info('meridian stopped');
     })();
     return closing;
   };
-  return { config, proxyAddress, adminAddress, applier, metrics, logger, close };
+  return { config, proxyAddress, adminAddress, dnsAddress, applier, metrics, logger, close };
 }

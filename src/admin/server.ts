@@ -22,6 +22,8 @@ export interface AdminOptions {
   reload(): Promise<{ result: string; errors: { key: string; message: string }[] }>;
   /** What the routing source reports about itself (kind, connection state, revision). */
   storeState(): Record<string, unknown>;
+  /** Sections of optional parts (dns, geo) for the state document; absent parts return nothing. */
+  partsState(): Record<string, unknown>;
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
@@ -102,7 +104,7 @@ export class AdminServer {
         return send(res, 200, registry.contentType, await registry.metrics());
       }
       case 'GET /api/v1/state':
-        return sendJson(res, 200, { ...buildState(this.#options.config, this.#options.applier, this.ready), store: this.#options.storeState() });
+        return sendJson(res, 200, { ...buildState(this.#options.config, this.#options.applier, this.ready), store: this.#options.storeState(), ...this.#options.partsState() });
       case 'POST /api/v1/reload':
         if (!authorised(req, this.#options.token)) return sendJson(res, 401, { error: 'unauthorised', message: 'a valid bearer token is required' });
         return sendJson(res, 200, await this.#options.reload());

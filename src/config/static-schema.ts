@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { cidr, durationMs, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
@@ -38,7 +39,9 @@ const adminSchema = z.strictObject({
 const dnsSchema = z.strictObject({
   listen: listenAddress.default({ host: '127.0.0.1', port: 5353 }),
   ttl: positiveDurationMs.default(30_000),
-  forwarders: z.array(upstreamAddress).default([]),
+  forwarders: z
+    .array(upstreamAddress.refine((hp) => isIP(hp.host) !== 0, 'a forwarder is written as ip:port (a host name would need a resolver to reach the resolver)'))
+    .default([]),
   zones: z
     .array(z.strictObject({ name: zoneName, nameservers: z.array(zoneName).min(1, 'at least one nameserver') }))
     .min(1, 'at least one zone'),

@@ -1,17 +1,36 @@
+import { LRUCache } from 'lru-cache';
 import type { NetworkEntry } from '../config/static-schema.js';
-import type { IpAddress } from './ip.js';
+import { countryCentre } from './country-centre.js';
+import { geoFacts } from './geo-record.js';
+import { formatIp, type IpAddress } from './ip.js';
+import type { GeoDatabase } from './mmdb.js';
 import { UNKNOWN_ORIGIN, type Origin } from './origin.js';
 import { PrefixMap } from './prefix-map.js';
 
+/** An origin and the prefix length of the network that decided it (a DNS answer's ECS scope). */
+export interface Located {
+  readonly origin: Origin;
+  readonly prefixLength: number;
+}
+
+/** Addresses whose database answer is remembered. */
+const CACHE_SIZE = 50_000;
+/** Distinct database origins kept for reuse (steering memoises per origin object). */
+const ORIGINS_LIMIT = 20_000;
+
 /**
- * Maps a client address to an Origin. For now the `geo.networks` CIDR map
- * (longest prefix wins); clients it does not know get the proxy's own origin,
- * so steering falls back to `node.location`, then to region order.
+ * Maps a client address to an Origin: the `geo.networks` CIDR map first
+ * (longest prefix wins), then the MaxMind database when one is configured.
+ * Clients neither knows get the proxy's own origin, so steering falls back to
+ * `node.location`, then to region order.
  */
 export class Locator {
   /** The proxy's own origin (node.region / node.location). */
   readonly node: Origin;
   readonly #networks = new PrefixMap<Origin>();
+  #database: GeoDatabase | null = null;
+  readonly #cache = new LRUCache<number | bigint, Located>({ max: CACHE_SIZE });
+  readonly #origins = new Map<string, Origin>();
 
   constructor(networks: readonly NetworkEntry[], node: { region?: string | undefined; location?: { lat: number; lon: number } | undefined }) {
     this.node =
@@ -23,15 +42,66 @@ export class Locator {
     }
   }
 
-  /** The origin of a client address; the node's origin when the address is unknown or unparsable. */
-  locate(ip: IpAddress | null): Origin {
-    if (ip === null || this.#networks.size === 0) return this.node;
-    return this.#networks.lookup(ip) ?? this.node;
+  /** Uses a MaxMind database after the CIDR map. */
+  useDatabase(database: GeoDatabase): void {
+    this.#database = database;
+    this.forget();
   }
 
-  /** The matching network and its prefix length, for explanations in state and DNS scopes. */
-  match(ip: IpAddress): { origin: Origin; prefixLength: number } | null {
-    const found = this.#networks.lookupMatch(ip);
-    return found === undefined ? null : { origin: found.value, prefixLength: found.prefixLength };
+  /** Drops remembered database answers (the database was replaced). */
+  forget(): void {
+    this.#cache.clear();
+    this.#origins.clear();
+  }
+
+  /** The origin of a client address; the node's origin when the address is unknown or unparsable. */
+  locate(ip: IpAddress | null): Origin {
+    if (ip === null) return this.node;
+    return this.match(ip)?.origin ?? this.node;
+  }
+
+  /** The origin of an address and the prefix length of the network that decided it; null when nothing knows it. */
+  match(ip: IpAddress): Located | null {
+    if (this.#networks.size > 0) {
+      const found = this.#networks.lookupMatch(ip);
+      if (found !== undefined) return { origin: found.value, prefixLength: found.prefixLength };
+    }
+    if (this.#database === null) return null;
+    const cached = this.#cache.get(ip.value);
+    if (cached !== undefined) return cached.origin === UNKNOWN_ORIGIN ? null : cached;
+    const located = this.#fromDatabase(this.#database, ip);
+    this.#cache.set(ip.value, located);
+    return located.origin === UNKNOWN_ORIGIN ? null : located;
+  }
+
+  /**
+   * Looks the address up in the database. A point wins; a country alone
+   * becomes an origin carrying the country (steering prefers a region listing
+   * it) at the country's centre. Unknown addresses are remembered as
+   * UNKNOWN_ORIGIN, with the prefix length of the empty network.
+   */
+  #fromDatabase(database: GeoDatabase, ip: IpAddress): Located {
+    const { record, prefixLength } = database.lookup(formatIp(ip));
+    const facts = geoFacts(record);
+    let key: string;
+    let make: () => Origin;
+    if (facts.location !== null) {
+      const { lat, lon } = facts.location;
+      key = `mmdb:${lat},${lon}`;
+      make = () => ({ key, region: null, location: Object.freeze({ lat, lon }) });
+    } else if (facts.country !== null) {
+      const country = facts.country;
+      key = `mmdb:${country}`;
+      make = () => ({ key, region: null, location: countryCentre(country), country });
+    } else {
+      return { origin: UNKNOWN_ORIGIN, prefixLength };
+    }
+    let origin = this.#origins.get(key);
+    if (origin === undefined) {
+      if (this.#origins.size >= ORIGINS_LIMIT) this.#origins.clear();
+      origin = Object.freeze(make());
+      this.#origins.set(key, origin);
+    }
+    return { origin, prefixLength };
   }
 }

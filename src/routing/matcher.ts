@@ -58,6 +58,31 @@ export class RouteMatcher {
     for (const rules of [...this.#exact.values(), ...this.#wildcard.values(), this.#anyHost]) rules.sort(byLongestPrefix);
   }
 
+  /**
+   * The route a bare host name stands for (GeoDNS): its exact entry, else the
+   * longest matching wildcard, taking the shortest path prefix (the most
+   * general route of that host). Routes without hosts are not named by any
+   * host, so they are never returned. The name must be lowercase, without a
+   * trailing dot.
+   */
+  routeForHost(host: string): Route | null {
+    const exact = this.#exact.get(host);
+    if (exact !== undefined) return (exact[exact.length - 1] as PathRule).route;
+    for (let dot = host.indexOf('.'); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+      const rules = this.#wildcard.get(host.slice(dot));
+      if (rules !== undefined) return (rules[rules.length - 1] as PathRule).route;
+    }
+    return null;
+  }
+
+  /** Whether some route host lies below the name (so the name exists in DNS, without records of its own). */
+  hasHostsBelow(name: string): boolean {
+    const suffix = `.${name}`;
+    for (const host of this.#exact.keys()) if (host.endsWith(suffix)) return true;
+    for (const wildcardSuffix of this.#wildcard.keys()) if (wildcardSuffix === suffix || wildcardSuffix.endsWith(suffix)) return true;
+    return false;
+  }
+
   /** The route for a raw Host header (or undefined) and a request target starting with `/`, or null. */
   match(hostHeader: string | undefined, url: string): Route | null {
     if (hostHeader !== undefined && hostHeader !== '') {

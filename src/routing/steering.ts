@@ -27,10 +27,24 @@ interface ResolvedOrigin {
   readonly point: Location | null;
 }
 
+/** The first region (declaration order) that lists the country, or null. */
+function regionOfCountry(country: string, regions: ReadonlyMap<string, Region>): Region | null {
+  for (const region of regions.values()) if (region.countries.includes(country)) return region;
+  return null;
+}
+
+/**
+ * Where an origin is, as steering ranks regions: its own region when the table
+ * has it; for a country-only origin, the first region listing that country
+ * (ranked from that region's location), else the country's centre.
+ */
 function resolve(origin: Origin, regions: ReadonlyMap<string, Region>): ResolvedOrigin | null {
-  const known = origin.region !== null && regions.has(origin.region) ? origin.region : null;
-  const point = origin.location ?? (known === null ? null : (regions.get(known) as Region).location);
-  return known === null && point === null ? null : { region: known, point };
+  if (origin.region !== null && regions.has(origin.region)) {
+    return { region: origin.region, point: origin.location ?? (regions.get(origin.region) as Region).location };
+  }
+  const listing = origin.country === undefined ? null : regionOfCountry(origin.country, regions);
+  if (listing !== null) return { region: listing.name, point: listing.location };
+  return origin.location === null ? null : { region: null, point: origin.location };
 }
 
 /** Nearest first: the origin's own region, then by great-circle distance, then declaration order. */

@@ -1,0 +1,140 @@
+import type { Answer, SoaAnswer } from 'dns-packet';
+import type { IpAddress } from '../geo/ip.js';
+import type { Locator } from '../geo/locator.js';
+import { chooseRegion, type RegionChoice } from '../routing/select.js';
+import type { RegionGroup, RoutingTable, Service, Version } from '../routing/table.js';
+import type { Zone, ZoneSet } from './zones.js';
+
+/** No answer is cached for less than this (seconds), degraded or not. */
+export const MIN_TTL_S = 5;
+/** TTL of the apex NS records (seconds): they change only with the static configuration. */
+const NS_TTL_S = 3600;
+
+export const RCODE_NOERROR = 0;
+export const RCODE_SERVFAIL = 2;
+export const RCODE_NXDOMAIN = 3;
+export const RCODE_REFUSED = 5;
+
+/** Who asks: the client subnet (or the source address) the answer is chosen for. */
+export interface Asker {
+  readonly ip: IpAddress | null;
+  /** The ECS source prefix length, null when the query had no client subnet. */
+  readonly sourcePrefixLength: number | null;
+}
+
+/** An authoritative answer, before it becomes a message. */
+export interface AuthorityAnswer {
+  readonly rcode: number;
+  readonly answers: Answer[];
+  readonly authorities: Answer[];
+  /** ECS scope prefix length: how much of the client's address decided the answer. */
+  readonly scope: number;
+  /** The region answered with, for logs and tests. */
+  readonly region: string | null;
+}
+
+/** Where the authority reads the routing table in force. */
+export interface TableSource {
+  readonly current: RoutingTable | null;
+}
+
+function heaviest(service: Service): Version {
+  let best = service.split.versions[0] as Version;
+  for (const v of service.split.versions) if (v.weight > best.weight) best = v;
+  return best;
+}
+
+function hasV4(group: RegionGroup): boolean {
+  return group.region.edge.ipv4.length > 0;
+}
+
+function hasV6(group: RegionGroup): boolean {
+  return group.region.edge.ipv6.length > 0;
+}
+
+/**
+ * Answers for the configured zones from the routing table: SOA and NS at each
+ * apex, A/AAAA for route hosts with the edge addresses of the region a request
+ * from the asker would be sent to (the same choice the proxy makes), NODATA for
+ * names that exist without the asked type, NXDOMAIN for the rest.
+ */
+export class Authority {
+  readonly #zones: ZoneSet;
+  readonly #tables: TableSource;
+  readonly #locator: Locator;
+  readonly #ttlS: number;
+
+  constructor(zones: ZoneSet, tables: TableSource, locator: Locator, ttlMs: number) {
+    this.#zones = zones;
+    this.#tables = tables;
+    this.#locator = locator;
+    this.#ttlS = Math.max(MIN_TTL_S, Math.round(ttlMs / 1000));
+  }
+
+  /** The zone holding a lowercase name, or null when Meridian is not authoritative for it. */
+  zoneOf(name: string): Zone | null {
+    return this.#zones.find(name);
+  }
+
+  /**
+   * Answers a question inside `zone`. `owner` is the name as asked (its case is
+   * echoed), `name` its lowercase form; `type` is a dns-packet type name.
+   */
+  answer(zone: Zone, owner: string, name: string, type: string, asker: Asker): AuthorityAnswer {
+    const table = this.#tables.current;
+    const soa = this.#soa(zone, table);
+    const empty = (rcode: number): AuthorityAnswer => ({ rcode, answers: [], authorities: [soa], scope: 0, region: null });
+    if (table === null) return { rcode: RCODE_SERVFAIL, answers: [], authorities: [], scope: 0, region: null };
+    const route = table.matcher.routeForHost(name);
+    if (name === zone.name) {
+      if (type === 'SOA' || type === 'ANY') return { rcode: RCODE_NOERROR, answers: [{ ...soa, name: owner }], authorities: [], scope: 0, region: null };
+      if (type === 'NS') {
+        return { rcode: RCODE_NOERROR, answers: zone.nameservers.map((ns) => ({ name: owner, type: 'NS', ttl: NS_TTL_S, data: ns })), authorities: [], scope: 0, region: null };
+      }
+    }
+    if (route === null) return empty(name === zone.name || table.matcher.hasHostsBelow(name) ? RCODE_NOERROR : RCODE_NXDOMAIN);
+    const service = route.service;
+    if (type === 'A' || type === 'AAAA' || type === 'ANY') {
+      const v4 = type !== 'AAAA';
+      const accepts = v4 ? hasV4 : hasV6;
+      const version = heaviest(service);
+      const located = asker.ip === null ? null : this.#locator.match(asker.ip);
+      const origin = located?.origin ?? this.#locator.node;
+      let choice: RegionChoice | null = chooseRegion(version, origin, service.failWhenAllDown, accepts);
+      let family = v4;
+      if (choice === null && type === 'ANY') {
+        choice = chooseRegion(version, origin, service.failWhenAllDown, hasV6);
+        family = false;
+      }
+      const scope = version.steering.usesOrigin ? (located?.prefixLength ?? asker.sourcePrefixLength ?? 0) : 0;
+      if (choice === null) {
+        const anyRegion = [version, ...version.fallbacks].some((v) => v.groups.some(accepts));
+        return anyRegion ? { ...empty(RCODE_SERVFAIL), authorities: [], scope } : { ...empty(RCODE_NOERROR), scope };
+      }
+      const ttl = choice.degraded ? Math.max(MIN_TTL_S, Math.floor(this.#ttlS / 2)) : this.#ttlS;
+      const region = choice.group.region;
+      const addresses = family ? region.edge.ipv4 : region.edge.ipv6;
+      const answers: Answer[] = addresses.map((data) => ({ name: owner, type: family ? 'A' : 'AAAA', ttl, data }));
+      return { rcode: RCODE_NOERROR, answers, authorities: [], scope, region: region.name };
+    }
+    return empty(RCODE_NOERROR);
+  }
+
+  #soa(zone: Zone, table: RoutingTable | null): SoaAnswer {
+    return {
+      name: zone.name,
+      type: 'SOA',
+      ttl: this.#ttlS,
+      data: {
+        mname: zone.nameservers[0] as string,
+        rname: `hostmaster.${zone.name}`,
+        // The serial follows the routing table, so secondaries and caches see every change.
+        serial: (table?.revision ?? 0) >>> 0,
+        refresh: 3600,
+        retry: 600,
+        expire: 604800,
+        minimum: this.#ttlS,
+      },
+    };
+  }
+}

@@ -1,0 +1,147 @@
+import dnsPacket, { type Answer, type DecodedPacket, type Question } from 'dns-packet';
+import { parseIp } from '../geo/ip.js';
+import type { Logger } from '../observability/logger.js';
+import { RCODE_REFUSED, RCODE_SERVFAIL, type Asker, type Authority } from './authority.js';
+import type { DnsMetrics, Transport } from './dns-metrics.js';
+import { CLASSIC_UDP_ANSWER, EdnsError, MAX_UDP_ANSWER, readEdns, subnetOption, type Edns } from './edns.js';
+import type { Forwarder } from './forwarder.js';
+import { EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_BYTES, assemble, questionEnd } from './wire.js';
+
+const RCODE_FORMERR = 1;
+const RCODE_NOTIMP = 4;
+/** BADVERS (RFC 6891): 16, i.e. header rcode 0 with the OPT's extended rcode 1. */
+const RCODE_BADVERS = 16;
+/** Zone transfers are not offered. */
+const TRANSFER_TYPES = new Set(['AXFR', 'IXFR']);
+
+/** What one answered query was, for metrics. */
+interface Outcome {
+  readonly qtype: string;
+  readonly rcode: number;
+  readonly truncated: boolean;
+}
+
+/** A question as the responder works with it. */
+interface Asked {
+  readonly id: number;
+  /** Header bits copied into the answer: RD and CD. */
+  readonly echoFlags: number;
+  readonly question: Buffer;
+  readonly q: Question;
+  readonly edns: Edns | null;
+  readonly transport: Transport;
+}
+
+function optRecord(edns: Edns, extendedRcode: number, options: { code: number; data: Buffer }[]): Answer {
+  // dns-packet types the options by name; a raw `data` buffer is what it writes for any code.
+  return {
+    name: '.',
+    type: 'OPT',
+    udpPayloadSize: MAX_UDP_ANSWER,
+    extendedRcode,
+    ednsVersion: 0,
+    flags: edns.dnssecOk ? EDNS_DO : 0,
+    flag_do: edns.dnssecOk,
+    options: options as unknown as [],
+  } as Answer;
+}
+
+/**
+ * Turns one query message into its answer message, whatever the transport:
+ * header checks, EDNS, the authority for the zones, forwarding or REFUSED for
+ * other names, and truncation to the UDP size. Never throws; returns null for
+ * messages that must not be answered (responses, runts without a header).
+ */
+export class Responder {
+  readonly #authority: Authority;
+  readonly #forwarder: Forwarder | null;
+  readonly #metrics: DnsMetrics;
+  readonly #logger: Logger;
+
+  constructor(authority: Authority, forwarder: Forwarder | null, metrics: DnsMetrics, logger: Logger) {
+    this.#authority = authority;
+    this.#forwarder = forwarder;
+    this.#metrics = metrics;
+    this.#logger = logger;
+  }
+
+  /** The answer to a query from `peer` (an IP address), or null when there is nothing to answer. */
+  respond(query: Buffer, peer: string, transport: Transport): Buffer | null | Promise<Buffer | null> {
+    const started = process.hrtime.bigint();
+    if (query.length < 12) return null;
+    const flags = query.readUInt16BE(2);
+    if ((flags & FLAG_QR) !== 0) return null; // a response: answering it could start a loop
+    const id = query.readUInt16BE(0);
+    const echoFlags = flags & (FLAG_RD | FLAG_CD) | (flags & 0x7800); // RD, CD and the opcode
+    const opcode = (flags >> 11) & 0xf;
+    if (opcode !== 0) return this.#done(started, transport, assemble(id, echoFlags | RCODE_NOTIMP, null), { qtype: 'NONE', rcode: RCODE_NOTIMP, truncated: false });
+    let message: DecodedPacket;
+    try {
+      message = dnsPacket.decode(query);
+    } catch {
+      return this.#formErr(started, id, echoFlags, transport, 'undecodable message');
+    }
+    const end = message.questions?.length === 1 ? questionEnd(query) : -1;
+    if (end < 0) return this.#formErr(started, id, echoFlags, transport, 'not exactly one well-formed question');
+    let edns: Edns | null;
+    try {
+      edns = readEdns((message.additionals ?? []) as { type: string; name: string }[]);
+    } catch (err) {
+      if (!(err instanceof EdnsError)) throw err;
+      return this.#formErr(started, id, echoFlags, transport, err.message);
+    }
+    const asked: Asked = { id, echoFlags, question: query.subarray(HEADER_BYTES, end), q: (message.questions as Question[])[0] as Question, edns, transport };
+    if (edns !== null && edns.version > 0) return this.#finish(started, asked, RCODE_BADVERS, 0, { answers: [], authorities: [] }, 0);
+    return this.#route(asked, peer, started);
+  }
+
+  #route(asked: Asked, peer: string, started: bigint): Buffer | Promise<Buffer | null> {
+    const { q, edns } = asked;
+    const name = q.name.toLowerCase();
+    const zone = q.class === 'IN' || q.class === 'ANY' ? this.#authority.zoneOf(name) : null;
+    if (zone !== null) {
+      if (TRANSFER_TYPES.has(q.type)) return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0);
+      const subnet = edns?.subnet ?? null;
+      const asker: Asker =
+        subnet === null ? { ip: parseIp(peer), sourcePrefixLength: null } : { ip: subnet.sourcePrefixLength === 0 ? null : subnet.address, sourcePrefixLength: subnet.sourcePrefixLength };
+      const a = this.#authority.answer(zone, q.name, name, q.type, asker);
+      return this.#finish(started, asked, a.rcode, FLAG_AA, a, a.scope);
+    }
+    if (this.#forwarder === null || q.class !== 'IN') return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0);
+    return this.#forwarder.resolve(q, edns?.dnssecOk ?? false).then(
+      (r) => this.#finish(started, asked, r.rcode, FLAG_RA, r, 0),
+      (err: Error) => {
+        this.#logger.error({ err: err.message }, 'dns forwarding failed unexpectedly');
+        return this.#finish(started, asked, RCODE_SERVFAIL, FLAG_RA, { answers: [], authorities: [] }, 0);
+      },
+    );
+  }
+
+  /** Builds the answer message, truncating it to what a UDP client can take. */
+  #finish(started: bigint, asked: Asked, rcode: number, flags: number, records: { answers: readonly Answer[]; authorities: readonly Answer[]; additionals?: readonly Answer[] }, scope: number): Buffer {
+    const { edns } = asked;
+    const additionals: Answer[] = [...(records.additionals ?? [])];
+    if (edns !== null) additionals.push(optRecord(edns, rcode >> 4, edns.subnet === null ? [] : [subnetOption(edns.subnet, scope)]));
+    const headerFlags = asked.echoFlags | flags | (rcode & 0xf);
+    const qtype = asked.q.type;
+    let out = assemble(asked.id, headerFlags, asked.question, { answers: records.answers, authorities: records.authorities, additionals });
+    const limit = asked.transport === 'tcp' ? 65_535 : edns === null ? CLASSIC_UDP_ANSWER : Math.min(edns.udpSize, MAX_UDP_ANSWER);
+    const truncated = out.length > limit;
+    if (truncated) {
+      // TC with the question and the OPT only: the client retries over TCP.
+      out = assemble(asked.id, headerFlags | FLAG_TC, asked.question, { answers: [], authorities: [], additionals: additionals.filter((r) => r.type === 'OPT') });
+    }
+    return this.#done(started, asked.transport, out, { qtype, rcode, truncated });
+  }
+
+  #formErr(started: bigint, id: number, echoFlags: number, transport: Transport, reason: string): Buffer {
+    this.#logger.debug({ reason }, 'dns query refused as malformed');
+    return this.#done(started, transport, assemble(id, echoFlags | RCODE_FORMERR, null), { qtype: 'NONE', rcode: RCODE_FORMERR, truncated: false });
+  }
+
+  #done(started: bigint, transport: Transport, out: Buffer, outcome: Outcome): Buffer {
+    this.#metrics.answered(transport, outcome.qtype, outcome.rcode, outcome.truncated, Number(process.hrtime.bigint() - started) / 1e9);
+    return out;
+  }
+}
+

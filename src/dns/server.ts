@@ -1,0 +1,95 @@
+import type { AddressInfo } from 'node:net';
+import type { StaticConfig } from '../config/static-schema.js';
+import type { Locator } from '../geo/locator.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { Authority, type TableSource } from './authority.js';
+import type { Answerer } from './answerer.js';
+import { DnsMetrics } from './dns-metrics.js';
+import { Forwarder } from './forwarder.js';
+import { Responder } from './responder.js';
+import { TcpListener } from './tcp.js';
+import { UdpListener } from './udp.js';
+import { ZoneSet } from './zones.js';
+import { assemble } from './wire.js';
+
+type DnsConfig = NonNullable<StaticConfig['dns']>;
+
+const TCP_LIMITS = { maxConnections: 1_024, idleTimeoutMs: 10_000, maxPendingPerConnection: 64 };
+/** Attempts at finding a port free for both UDP and TCP when the configured port is 0. */
+const BIND_ATTEMPTS = 5;
+
+/**
+ * The GeoDNS server: UDP and TCP listeners on one address, answering from the
+ * routing table in force through the same steering the proxy uses.
+ */
+export class DnsServer {
+  readonly #config: DnsConfig;
+  readonly #logger: Logger;
+  readonly #metrics: DnsMetrics;
+  readonly #forwarder: Forwarder | null;
+  readonly #answer: Answerer;
+  readonly #zones: ZoneSet;
+  #udp: UdpListener | null = null;
+  #tcp: TcpListener | null = null;
+  #address: AddressInfo | null = null;
+
+  constructor(config: DnsConfig, deps: { tables: TableSource; locator: Locator; metrics: Metrics; logger: Logger }) {
+    this.#config = config;
+    this.#logger = deps.logger;
+    this.#metrics = new DnsMetrics(deps.metrics);
+    this.#zones = new ZoneSet(config.zones);
+    this.#forwarder = config.forwarders.length === 0 ? null : new Forwarder(config.forwarders, this.#metrics, deps.logger);
+    const responder = new Responder(new Authority(this.#zones, deps.tables, deps.locator, config.ttl), this.#forwarder, this.#metrics, deps.logger);
+    this.#answer = (query, peer, transport) => {
+      try {
+        return responder.respond(query, peer, transport);
+      } catch (err) {
+        // A bug must cost one answer, never the listener: SERVFAIL with the query's id.
+        deps.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'dns answer failed');
+        return query.length >= 12 ? assemble(query.readUInt16BE(0), 2, null) : null;
+      }
+    };
+  }
+
+  /** Binds UDP and TCP on the configured address (one port for both); resolves with it. */
+  async listen(): Promise<AddressInfo> {
+    const { host, port } = this.#config.listen;
+    for (let attempt = 1; ; attempt++) {
+      const udp = new UdpListener(host, this.#answer, this.#logger);
+      const bound = await udp.listen(host, port);
+      const tcp = new TcpListener(this.#answer, TCP_LIMITS, this.#logger);
+      try {
+        await tcp.listen(host, bound.port);
+      } catch (err) {
+        await udp.close();
+        if (port !== 0 || attempt >= BIND_ATTEMPTS) throw err;
+        continue;
+      }
+      this.#udp = udp;
+      this.#tcp = tcp;
+      this.#address = bound;
+      this.#logger.info({ address: bound, zones: this.#zones.list().map((z) => z.name), forwarders: this.#config.forwarders.length }, 'dns listening');
+      return bound;
+    }
+  }
+
+  /** The server as the admin state shows it. */
+  state(): Record<string, unknown> {
+    return {
+      listen: this.#address,
+      zones: this.#zones.list().map((z) => z.name),
+      ttlMs: this.#config.ttl,
+      forwarders: this.#config.forwarders.map((f) => `${f.host}:${f.port}`),
+      cacheEntries: this.#forwarder?.cacheSize ?? 0,
+      tcpConnections: this.#tcp?.connections ?? 0,
+      ...this.#metrics.totals,
+    };
+  }
+
+  /** Stops both listeners and the forwarder. */
+  async close(): Promise<void> {
+    await Promise.all([this.#udp?.close(), this.#tcp?.close()]);
+    this.#forwarder?.close();
+  }
+}
