@@ -45,6 +45,10 @@ const dnsSchema = z.strictObject({
   zones: z
     .array(z.strictObject({ name: zoneName, nameservers: z.array(zoneName).min(1, 'at least one nameserver') }))
     .min(1, 'at least one zone'),
+  /** A TCP client with nothing in flight is disconnected after this much silence (RFC 7766 6.2.3). */
+  tcpIdleTimeout: positiveDurationMs.default(10_000),
+  /** TCP connections open at once; more are closed as they arrive. */
+  maxTcpConnections: z.int().min(1).max(100_000).default(1_024),
 });
 
 const etcdTlsSchema = z.strictObject({

@@ -15,7 +15,8 @@ import { assemble } from './wire.js';
 
 type DnsConfig = NonNullable<StaticConfig['dns']>;
 
-const TCP_LIMITS = { maxConnections: 1_024, idleTimeoutMs: 10_000, maxPendingPerConnection: 64 };
+/** Queries one TCP connection may have in flight (forwarded) before its reading pauses. */
+const MAX_PENDING_PER_CONNECTION = 64;
 /** Attempts at finding a port free for both UDP and TCP when the configured port is 0. */
 const BIND_ATTEMPTS = 5;
 
@@ -58,7 +59,11 @@ export class DnsServer {
     for (let attempt = 1; ; attempt++) {
       const udp = new UdpListener(host, this.#answer, this.#logger);
       const bound = await udp.listen(host, port);
-      const tcp = new TcpListener(this.#answer, TCP_LIMITS, this.#logger);
+      const tcp = new TcpListener(
+        this.#answer,
+        { maxConnections: this.#config.maxTcpConnections, idleTimeoutMs: this.#config.tcpIdleTimeout, maxPendingPerConnection: MAX_PENDING_PER_CONNECTION },
+        this.#logger,
+      );
       try {
         await tcp.listen(host, bound.port);
       } catch (err) {

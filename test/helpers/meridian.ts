@@ -11,6 +11,8 @@ export interface TestMeridian {
   readonly meridian: Meridian;
   readonly port: number;
   readonly adminPort: number;
+  /** GeoDNS port (UDP and TCP), null without a dns section. */
+  readonly dnsPort: number | null;
   readonly dir: string;
   readonly routesFile: string;
   /** Rewrites the routes file atomically (as editors that save by rename do). */
@@ -44,6 +46,7 @@ export async function startTestMeridian(routes: unknown, overrides: StaticOverri
     meridian,
     port: meridian.proxyAddress.port,
     adminPort: meridian.adminAddress.port,
+    dnsPort: meridian.dnsAddress?.port ?? null,
     dir,
     routesFile,
     writeRoutes,
