@@ -67,7 +67,7 @@ async function loadInitialTable(store: FileStore, applier: TableApplier, snapsho
   logger.warn({ path: snapshotPath, revision: snapshot.revision, savedAt: snapshot.savedAt }, 'routes file unusable; serving the last-good snapshot');
 }
 
-/** Opens `geo.mmdb` for the locator and starts watching it for replacements. */
+/** Opens `geo.mmdb` for the locator (watching starts once the node is up). */
 async function openGeoDatabase(path: string, locator: Locator, logger: Logger): Promise<GeoDatabase> {
   let database: GeoDatabase;
   try {
@@ -76,7 +76,6 @@ async function openGeoDatabase(path: string, locator: Locator, logger: Logger): 
     throw new ConfigError([{ path: 'geo.mmdb', message: (err as Error).message }]);
   }
   locator.useDatabase(database);
-  database.watch();
   logger.info(database.state(), 'geo database loaded');
   return database;
 }
@@ -202,7 +201,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     metrics,
     logger,
   });
-  const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, locator, metrics, logger });
+  const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, health, locator, metrics, logger });
   const reload = async (): Promise<{ result: string; errors: { key: string; message: string }[] }> => {
     const outcome = await source.reload();
     return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
@@ -226,6 +225,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     throw err;
   }
   source.watch();
+  geoDatabase?.watch();
   logger.info({ proxy: proxyAddress, admin: adminAddress, node: config.node.name, store: origin }, 'meridian started');
 
   let closing: Promise<void> | null = null;

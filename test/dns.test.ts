@@ -180,7 +180,7 @@ t.test('GeoDNS against a routing table, through real dig', async (t) => {
     });
     const decoded = answers.map((a) => dnsPacket.decode(a));
     t.same(decoded.map((d) => d.id).sort(), [100, 101, 102]);
-    t.same(decoded.map((d) => d.rcode).sort(), ['NOERROR', 'NOERROR', 'NXDOMAIN']);
+    t.same(decoded.map((d) => (d.flags ?? 0) & 0xf).sort(), [0, 0, 3]);
   });
 
   t.test('truncation sets TC and keeps the OPT; the TCP retry gets everything', async (t) => {
@@ -255,8 +255,9 @@ t.test('GeoDNS against a routing table, through real dig', async (t) => {
     t.equal(rcodeOf(await udpExchange(port, ecs([0, 1, 40, 0, 10, 1, 0, 0, 0]))), 1, 'IPv4 /40: FORMERR');
     t.equal(rcodeOf(await udpExchange(port, ecs([0, 3, 8, 0, 10]))), 1, 'family 3: FORMERR');
     t.equal(rcodeOf(await udpExchange(port, ecs([0, 1, 24, 0, 10, 1]))), 1, 'two address bytes for a /24: FORMERR');
-    const good = dnsPacket.decode(await udpExchange(port, ecs([0, 1, 16, 0, 10, 2])));
-    t.equal(good.rcode, 'NOERROR');
+    const goodBytes = await udpExchange(port, ecs([0, 1, 16, 0, 10, 2]));
+    t.equal(rcodeOf(goodBytes), 0);
+    const good = dnsPacket.decode(goodBytes);
     t.same(good.answers?.map((a) => (a as { data: string }).data), ['203.0.113.20']);
     const response = query({ questions: [{ type: 'A', name: 'www.example.com' }] });
     response.writeUInt16BE(response.readUInt16BE(2) | 0x8000, 2);

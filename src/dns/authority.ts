@@ -1,6 +1,7 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
-import type { IpAddress } from '../geo/ip.js';
+import { parseIp, type IpAddress } from '../geo/ip.js';
 import type { Locator } from '../geo/locator.js';
+import type { Origin } from '../geo/origin.js';
 import { chooseRegion, type RegionChoice } from '../routing/select.js';
 import type { RegionGroup, RoutingTable, Service, Version } from '../routing/table.js';
 import type { Zone, ZoneSet } from './zones.js';
@@ -31,6 +32,10 @@ export interface AuthorityAnswer {
   readonly scope: number;
   /** The region answered with, for logs and tests. */
   readonly region: string | null;
+  /** Whether the same question may get this answer again while table and health stay (not for random or latency steering). */
+  readonly cacheable: boolean;
+  /** The origin the answer was chosen for, when it depends on the asker; else null. */
+  readonly origin: Origin | null;
 }
 
 /** Where the authority reads the routing table in force. */
@@ -71,6 +76,11 @@ export class Authority {
     this.#ttlS = Math.max(MIN_TTL_S, Math.round(ttlMs / 1000));
   }
 
+  /** The origin of a source address, as answers without a client subnet are chosen for. */
+  originOf(peer: string): Origin {
+    return this.#locator.locate(parseIp(peer));
+  }
+
   /** The zone holding a lowercase name, or null when Meridian is not authoritative for it. */
   zoneOf(name: string): Zone | null {
     return this.#zones.find(name);
@@ -83,13 +93,14 @@ export class Authority {
   answer(zone: Zone, owner: string, name: string, type: string, asker: Asker): AuthorityAnswer {
     const table = this.#tables.current;
     const soa = this.#soa(zone, table);
-    const empty = (rcode: number): AuthorityAnswer => ({ rcode, answers: [], authorities: [soa], scope: 0, region: null });
-    if (table === null) return { rcode: RCODE_SERVFAIL, answers: [], authorities: [], scope: 0, region: null };
+    const fixed = { scope: 0, region: null, cacheable: true, origin: null };
+    const empty = (rcode: number): AuthorityAnswer => ({ ...fixed, rcode, answers: [], authorities: [soa] });
+    if (table === null) return { ...fixed, rcode: RCODE_SERVFAIL, answers: [], authorities: [], cacheable: false };
     const route = table.matcher.routeForHost(name);
     if (name === zone.name) {
-      if (type === 'SOA' || type === 'ANY') return { rcode: RCODE_NOERROR, answers: [{ ...soa, name: owner }], authorities: [], scope: 0, region: null };
+      if (type === 'SOA' || type === 'ANY') return { ...fixed, rcode: RCODE_NOERROR, answers: [{ ...soa, name: owner }], authorities: [] };
       if (type === 'NS') {
-        return { rcode: RCODE_NOERROR, answers: zone.nameservers.map((ns) => ({ name: owner, type: 'NS', ttl: NS_TTL_S, data: ns })), authorities: [], scope: 0, region: null };
+        return { ...fixed, rcode: RCODE_NOERROR, answers: zone.nameservers.map((ns) => ({ name: owner, type: 'NS', ttl: NS_TTL_S, data: ns })), authorities: [] };
       }
     }
     if (route === null) return empty(name === zone.name || table.matcher.hasHostsBelow(name) ? RCODE_NOERROR : RCODE_NXDOMAIN);
@@ -106,16 +117,18 @@ export class Authority {
         choice = chooseRegion(version, origin, service.failWhenAllDown, hasV6);
         family = false;
       }
-      const scope = version.steering.usesOrigin ? (located?.prefixLength ?? asker.sourcePrefixLength ?? 0) : 0;
+      const dependsOnOrigin = version.steering.usesOrigin;
+      const scope = dependsOnOrigin ? (located?.prefixLength ?? asker.sourcePrefixLength ?? 0) : 0;
+      const decided = { scope, cacheable: version.steering.kind === 'nearest' || version.steering.kind === 'failover', origin: dependsOnOrigin ? origin : null };
       if (choice === null) {
         const anyRegion = [version, ...version.fallbacks].some((v) => v.groups.some(accepts));
-        return anyRegion ? { ...empty(RCODE_SERVFAIL), authorities: [], scope } : { ...empty(RCODE_NOERROR), scope };
+        return anyRegion ? { ...empty(RCODE_SERVFAIL), ...decided, authorities: [] } : { ...empty(RCODE_NOERROR), ...decided };
       }
       const ttl = choice.degraded ? Math.max(MIN_TTL_S, Math.floor(this.#ttlS / 2)) : this.#ttlS;
       const region = choice.group.region;
       const addresses = family ? region.edge.ipv4 : region.edge.ipv6;
       const answers: Answer[] = addresses.map((data) => ({ name: owner, type: family ? 'A' : 'AAAA', ttl, data }));
-      return { rcode: RCODE_NOERROR, answers, authorities: [], scope, region: region.name };
+      return { ...decided, rcode: RCODE_NOERROR, answers, authorities: [], region: region.name };
     }
     return empty(RCODE_NOERROR);
   }

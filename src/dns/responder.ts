@@ -5,6 +5,8 @@ import { RCODE_REFUSED, RCODE_SERVFAIL, type Asker, type Authority } from './aut
 import type { DnsMetrics, Transport } from './dns-metrics.js';
 import { CLASSIC_UDP_ANSWER, EdnsError, MAX_UDP_ANSWER, readEdns, subnetOption, type Edns } from './edns.js';
 import type { Forwarder } from './forwarder.js';
+import { AnswerCache, type Freshness } from './answer-cache.js';
+import type { Origin } from '../geo/origin.js';
 import { EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_BYTES, assemble, questionEnd } from './wire.js';
 
 const RCODE_FORMERR = 1;
@@ -30,6 +32,14 @@ interface Asked {
   readonly q: Question;
   readonly edns: Edns | null;
   readonly transport: Transport;
+  /** Its answer-cache key. */
+  readonly key: string;
+}
+
+/** How an authoritative answer may be reused: built under `built`, for `origin` when it depends on the asker. */
+interface Reuse {
+  readonly built: Freshness;
+  readonly origin: Origin | null;
 }
 
 function optRecord(edns: Edns, extendedRcode: number, options: { code: number; data: Buffer }[]): Answer {
@@ -57,12 +67,20 @@ export class Responder {
   readonly #forwarder: Forwarder | null;
   readonly #metrics: DnsMetrics;
   readonly #logger: Logger;
+  readonly #freshness: () => Freshness;
+  readonly #cache = new AnswerCache();
 
-  constructor(authority: Authority, forwarder: Forwarder | null, metrics: DnsMetrics, logger: Logger) {
+  constructor(authority: Authority, forwarder: Forwarder | null, metrics: DnsMetrics, logger: Logger, freshness: () => Freshness) {
     this.#authority = authority;
     this.#forwarder = forwarder;
     this.#metrics = metrics;
     this.#logger = logger;
+    this.#freshness = freshness;
+  }
+
+  /** Answers kept for repeated questions. */
+  get cacheSize(): number {
+    return this.#cache.size;
   }
 
   /** The answer to a query from `peer` (an IP address), or null when there is nothing to answer. */
@@ -72,6 +90,14 @@ export class Responder {
     const flags = query.readUInt16BE(2);
     if ((flags & FLAG_QR) !== 0) return null; // a response: answering it could start a loop
     const id = query.readUInt16BE(0);
+    const key = AnswerCache.keyOf(query, transport);
+    const hit = this.#cache.get(key, this.#freshness(), () => this.#authority.originOf(peer));
+    if (hit !== undefined) {
+      const out = Buffer.allocUnsafe(hit.bytes.length);
+      hit.bytes.copy(out);
+      out.writeUInt16BE(id, 0);
+      return this.#done(started, transport, out, hit);
+    }
     const echoFlags = flags & (FLAG_RD | FLAG_CD) | (flags & 0x7800); // RD, CD and the opcode
     const opcode = (flags >> 11) & 0xf;
     if (opcode !== 0) return this.#done(started, transport, assemble(id, echoFlags | RCODE_NOTIMP, null), { qtype: 'NONE', rcode: RCODE_NOTIMP, truncated: false });
@@ -90,7 +116,7 @@ export class Responder {
       if (!(err instanceof EdnsError)) throw err;
       return this.#formErr(started, id, echoFlags, transport, err.message);
     }
-    const asked: Asked = { id, echoFlags, question: query.subarray(HEADER_BYTES, end), q: (message.questions as Question[])[0] as Question, edns, transport };
+    const asked: Asked = { id, key, echoFlags, question: query.subarray(HEADER_BYTES, end), q: (message.questions as Question[])[0] as Question, edns, transport };
     if (edns !== null && edns.version > 0) return this.#finish(started, asked, RCODE_BADVERS, 0, { answers: [], authorities: [] }, 0);
     return this.#route(asked, peer, started);
   }
@@ -99,15 +125,18 @@ export class Responder {
     const { q, edns } = asked;
     const name = q.name.toLowerCase();
     const zone = q.class === 'IN' || q.class === 'ANY' ? this.#authority.zoneOf(name) : null;
+    const built = this.#freshness();
     if (zone !== null) {
-      if (TRANSFER_TYPES.has(q.type)) return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0);
+      if (TRANSFER_TYPES.has(q.type)) return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0, { built, origin: null });
       const subnet = edns?.subnet ?? null;
       const asker: Asker =
         subnet === null ? { ip: parseIp(peer), sourcePrefixLength: null } : { ip: subnet.sourcePrefixLength === 0 ? null : subnet.address, sourcePrefixLength: subnet.sourcePrefixLength };
       const a = this.#authority.answer(zone, q.name, name, q.type, asker);
-      return this.#finish(started, asked, a.rcode, FLAG_AA, a, a.scope);
+      // With a client subnet the query bytes already say who asks.
+      const reuse = a.cacheable ? { built, origin: subnet === null ? a.origin : null } : null;
+      return this.#finish(started, asked, a.rcode, FLAG_AA, a, a.scope, reuse);
     }
-    if (this.#forwarder === null || q.class !== 'IN') return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0);
+    if (this.#forwarder === null || q.class !== 'IN') return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0, { built, origin: null });
     return this.#forwarder.resolve(q, edns?.dnssecOk ?? false).then(
       (r) => this.#finish(started, asked, r.rcode, FLAG_RA, r, 0),
       (err: Error) => {
@@ -118,7 +147,15 @@ export class Responder {
   }
 
   /** Builds the answer message, truncating it to what a UDP client can take. */
-  #finish(started: bigint, asked: Asked, rcode: number, flags: number, records: { answers: readonly Answer[]; authorities: readonly Answer[]; additionals?: readonly Answer[] }, scope: number): Buffer {
+  #finish(
+    started: bigint,
+    asked: Asked,
+    rcode: number,
+    flags: number,
+    records: { answers: readonly Answer[]; authorities: readonly Answer[]; additionals?: readonly Answer[] },
+    scope: number,
+    reuse: Reuse | null = null,
+  ): Buffer {
     const { edns } = asked;
     const additionals: Answer[] = [...(records.additionals ?? [])];
     if (edns !== null) additionals.push(optRecord(edns, rcode >> 4, edns.subnet === null ? [] : [subnetOption(edns.subnet, scope)]));
@@ -131,7 +168,9 @@ export class Responder {
       // TC with the question and the OPT only: the client retries over TCP.
       out = assemble(asked.id, headerFlags | FLAG_TC, asked.question, { answers: [], authorities: [], additionals: additionals.filter((r) => r.type === 'OPT') });
     }
-    return this.#done(started, asked.transport, out, { qtype, rcode, truncated });
+    const outcome = { qtype, rcode, truncated };
+    if (reuse !== null) this.#cache.set(asked.key, reuse.built, { bytes: out, ...outcome }, reuse.origin);
+    return this.#done(started, asked.transport, out, outcome);
   }
 
   #formErr(started: bigint, id: number, echoFlags: number, transport: Transport, reason: string): Buffer {

@@ -3,6 +3,7 @@ import type { StaticConfig } from '../config/static-schema.js';
 import type { Locator } from '../geo/locator.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Freshness } from './answer-cache.js';
 import { Authority, type TableSource } from './authority.js';
 import type { Answerer } from './answerer.js';
 import { DnsMetrics } from './dns-metrics.js';
@@ -31,17 +32,21 @@ export class DnsServer {
   readonly #forwarder: Forwarder | null;
   readonly #answer: Answerer;
   readonly #zones: ZoneSet;
+  readonly #responder: Responder;
   #udp: UdpListener | null = null;
   #tcp: TcpListener | null = null;
   #address: AddressInfo | null = null;
 
-  constructor(config: DnsConfig, deps: { tables: TableSource; locator: Locator; metrics: Metrics; logger: Logger }) {
+  constructor(config: DnsConfig, deps: { tables: TableSource; health: { readonly generation: number }; locator: Locator; metrics: Metrics; logger: Logger }) {
     this.#config = config;
     this.#logger = deps.logger;
     this.#metrics = new DnsMetrics(deps.metrics);
     this.#zones = new ZoneSet(config.zones);
     this.#forwarder = config.forwarders.length === 0 ? null : new Forwarder(config.forwarders, this.#metrics, deps.logger);
-    const responder = new Responder(new Authority(this.#zones, deps.tables, deps.locator, config.ttl), this.#forwarder, this.#metrics, deps.logger);
+    const authority = new Authority(this.#zones, deps.tables, deps.locator, config.ttl);
+    const freshness = (): Freshness => ({ table: deps.tables.current, healthGeneration: deps.health.generation });
+    const responder = new Responder(authority, this.#forwarder, this.#metrics, deps.logger, freshness);
+    this.#responder = responder;
     this.#answer = (query, peer, transport) => {
       try {
         return responder.respond(query, peer, transport);
@@ -87,6 +92,7 @@ export class DnsServer {
       ttlMs: this.#config.ttl,
       forwarders: this.#config.forwarders.map((f) => `${f.host}:${f.port}`),
       cacheEntries: this.#forwarder?.cacheSize ?? 0,
+      answersCached: this.#responder.cacheSize,
       tcpConnections: this.#tcp?.connections ?? 0,
       ...this.#metrics.totals,
     };

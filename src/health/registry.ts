@@ -54,6 +54,9 @@ export class HealthRegistry implements HealthListener, CheckObserver {
     return entry.health;
   }
 
+  /** Bumped on every change of any endpoint's usability: answers computed under another value are stale. */
+  generation = 0;
+
   /** Calls `listener` after every change of any endpoint's usability. */
   onChange(listener: () => void): void {
     this.#listeners.add(listener);
@@ -98,6 +101,7 @@ export class HealthRegistry implements HealthListener, CheckObserver {
     if (health.rank === RANK_DOWN) logger.warn(fields, 'endpoint down');
     else if (health.rank === RANK_HEALTHY) logger.info(fields, 'endpoint healthy');
     else logger.info(fields, 'endpoint unchecked');
+    this.generation++;
     for (const listener of this.#listeners) listener();
   }
 
