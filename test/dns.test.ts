@@ -393,3 +393,26 @@ t.test('configuration errors', async (t) => {
   await t.rejects(startTestMeridian({ regions: {}, services: {}, routes: {} }, { dns: { ...DNS, forwarders: ['resolver.example:53'] } }), /ip:port/, 'a forwarder by name is refused');
   await t.rejects(startTestMeridian({ regions: {}, services: {}, routes: {} }, { dns: { listen: '127.0.0.1:0', zones: [] } }), /at least one zone/);
 });
+
+t.test('repeated questions: answers follow table edits at once, weighted steering is drawn per query', async (t) => {
+  const ups = await upstreams(t, 4);
+  const doc = routes(ups, await deadPort());
+  const services = doc.services as Record<string, Record<string, unknown>>;
+  services.dial = { steering: 'weighted', regionWeights: { 'eu-west': 50, 'us-east': 50 }, healthCheck: FAST_CHECKS, versions: { stable: { endpoints: { 'eu-west': [ups[0]?.address], 'us-east': [ups[1]?.address] } } } };
+  (doc.routes as Record<string, unknown>).dial = { hosts: ['dial.example.com'], service: 'dial' };
+  const m = await meridian(t, doc);
+  await waitFor(async () => (await dig(m.dnsPort, ['www.example.com', '+subnet=10.2.0.0/24'])).answers[0]?.data === '203.0.113.20', 'healthy');
+  for (let i = 0; i < 3; i++) t.equal((await dig(m.dnsPort, ['www.example.com', '+subnet=10.2.0.0/24'])).answers[0]?.data, '203.0.113.20', `repeat ${i}`);
+  const edited = structuredClone(doc);
+  ((edited.regions as Record<string, { edge: { ipv4: string[] } }>)['us-east'] as { edge: { ipv4: string[] } }).edge.ipv4 = ['198.51.100.20'];
+  const revision = m.meridian.applier.current?.revision ?? 0;
+  await m.writeRoutes(edited);
+  await waitFor(() => (m.meridian.applier.current?.revision ?? 0) > revision, 'edit applied');
+  t.equal((await dig(m.dnsPort, ['www.example.com', '+subnet=10.2.0.0/24'])).answers[0]?.data, '198.51.100.20', 'the first answer after the swap is the new one');
+  const seen = new Map<string, number>();
+  for (let i = 0; i < 40; i++) {
+    const data = (await dig(m.dnsPort, ['dial.example.com'])).answers[0]?.data ?? 'none';
+    seen.set(data, (seen.get(data) ?? 0) + 1);
+  }
+  t.same([...seen.keys()].sort(), ['198.51.100.20', '203.0.113.10'], `both regions answered over 40 identical queries (${JSON.stringify([...seen])})`);
+});
