@@ -89,12 +89,11 @@ t.test('flags override the file and their errors name the flag', async (t) => {
   t.same(problems({ store: { file: 'a.yaml' } }, { etcd: 'ftp://x' }), ['--etcd[0]: expected an http:// or https:// URL']);
 });
 
-t.test('features of later releases are refused clearly, not ignored', async (t) => {
+t.test('parts that cannot start are refused clearly, naming their field', async (t) => {
   const logger = createLogger('silent');
   const cases: [Record<string, unknown>, string][] = [
-    [{ dns: { zones: [{ name: 'example.com', nameservers: ['ns1.example.com'] }] } }, 'dns'],
-    [{ store: { etcd: { endpoints: ['http://127.0.0.1:2379'] } } }, 'store.etcd'],
-    [{ geo: { mmdb: 'GeoLite2-City.mmdb' } }, 'geo.mmdb'],
+    [{ store: { etcd: { endpoints: ['http://127.0.0.1:1'], startupTimeout: '500ms' } } }, 'store.etcd'],
+    [{ geo: { mmdb: 'no-such-GeoLite2-City.mmdb' } }, 'geo.mmdb'],
   ];
   for (const [raw, path] of cases) {
     const config = buildStaticConfig({ store: { file: 'routes.yaml' }, ...raw });
