@@ -259,6 +259,10 @@ t.test('GeoDNS against a routing table, through real dig', async (t) => {
     t.equal(rcodeOf(goodBytes), 0);
     const good = dnsPacket.decode(goodBytes);
     t.same(good.answers?.map((a) => (a as { data: string }).data), ['203.0.113.20']);
+    const counts = Buffer.from('00000000ffffffffffffffff00', 'hex');
+    t.equal(rcodeOf(await udpExchange(port, counts)), 1, 'section counts the message cannot hold: FORMERR before decoding');
+    const trailing = Buffer.concat([query({ questions: [{ type: 'A', name: 'www.example.com' }] }), Buffer.alloc(10)]);
+    t.equal(rcodeOf(await udpExchange(port, trailing)), 1, 'bytes after the last record: FORMERR (and nothing cached under them)');
     const response = query({ questions: [{ type: 'A', name: 'www.example.com' }] });
     response.writeUInt16BE(response.readUInt16BE(2) | 0x8000, 2);
     await t.rejects(udpExchange(port, response), /no answer/, 'a response is never answered (no loops)');

@@ -7,12 +7,14 @@ import { CLASSIC_UDP_ANSWER, EdnsError, MAX_UDP_ANSWER, readEdns, subnetOption, 
 import type { Forwarder } from './forwarder.js';
 import { AnswerCache, type Freshness } from './answer-cache.js';
 import type { Origin } from '../geo/origin.js';
-import { EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_BYTES, assemble, questionEnd } from './wire.js';
+import { EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_BYTES, assemble, plainQuestionName, plausibleCounts, questionEnd } from './wire.js';
 
 const RCODE_FORMERR = 1;
 const RCODE_NOTIMP = 4;
 /** BADVERS (RFC 6891): 16, i.e. header rcode 0 with the OPT's extended rcode 1. */
 const RCODE_BADVERS = 16;
+/** Longer queries are answered but not cached: real ones are far shorter, and keys must stay small. */
+const MAX_CACHED_QUERY = 512;
 /** Zone transfers are not offered. */
 const TRANSFER_TYPES = new Set(['AXFR', 'IXFR']);
 
@@ -29,11 +31,13 @@ interface Asked {
   /** Header bits copied into the answer: RD and CD. */
   readonly echoFlags: number;
   readonly question: Buffer;
+  /** The whole query message. */
+  readonly wire: Buffer;
   readonly q: Question;
   readonly edns: Edns | null;
   readonly transport: Transport;
-  /** Its answer-cache key. */
-  readonly key: string;
+  /** Its answer-cache key; null when it is not cached. */
+  readonly key: string | null;
 }
 
 /** How an authoritative answer may be reused: built under `built`, for `origin` when it depends on the asker. */
@@ -90,8 +94,8 @@ export class Responder {
     const flags = query.readUInt16BE(2);
     if ((flags & FLAG_QR) !== 0) return null; // a response: answering it could start a loop
     const id = query.readUInt16BE(0);
-    const key = AnswerCache.keyOf(query, transport);
-    const hit = this.#cache.get(key, this.#freshness(), () => this.#authority.originOf(peer));
+    const key = query.length <= MAX_CACHED_QUERY ? AnswerCache.keyOf(query, transport) : null;
+    const hit = key === null ? undefined : this.#cache.get(key, this.#freshness(), () => this.#authority.originOf(peer));
     if (hit !== undefined) {
       const out = Buffer.allocUnsafe(hit.bytes.length);
       hit.bytes.copy(out);
@@ -101,12 +105,14 @@ export class Responder {
     const echoFlags = flags & (FLAG_RD | FLAG_CD) | (flags & 0x7800); // RD, CD and the opcode
     const opcode = (flags >> 11) & 0xf;
     if (opcode !== 0) return this.#done(started, transport, assemble(id, echoFlags | RCODE_NOTIMP, null), { qtype: 'NONE', rcode: RCODE_NOTIMP, truncated: false });
+    if (!plausibleCounts(query)) return this.#formErr(started, id, echoFlags, transport, 'section counts do not fit the message');
     let message: DecodedPacket;
     try {
       message = dnsPacket.decode(query);
     } catch {
       return this.#formErr(started, id, echoFlags, transport, 'undecodable message');
     }
+    if (dnsPacket.decode.bytes !== query.length) return this.#formErr(started, id, echoFlags, transport, 'bytes after the last record');
     const end = message.questions?.length === 1 ? questionEnd(query) : -1;
     if (end < 0) return this.#formErr(started, id, echoFlags, transport, 'not exactly one well-formed question');
     let edns: Edns | null;
@@ -116,7 +122,7 @@ export class Responder {
       if (!(err instanceof EdnsError)) throw err;
       return this.#formErr(started, id, echoFlags, transport, err.message);
     }
-    const asked: Asked = { id, key, echoFlags, question: query.subarray(HEADER_BYTES, end), q: (message.questions as Question[])[0] as Question, edns, transport };
+    const asked: Asked = { id, key, wire: query, echoFlags, question: query.subarray(HEADER_BYTES, end), q: (message.questions as Question[])[0] as Question, edns, transport };
     if (edns !== null && edns.version > 0) return this.#finish(started, asked, RCODE_BADVERS, 0, { answers: [], authorities: [] }, 0);
     return this.#route(asked, peer, started);
   }
@@ -124,7 +130,8 @@ export class Responder {
   #route(asked: Asked, peer: string, started: bigint): Buffer | Promise<Buffer | null> {
     const { q, edns } = asked;
     const name = q.name.toLowerCase();
-    const zone = q.class === 'IN' || q.class === 'ANY' ? this.#authority.zoneOf(name) : null;
+    const plain = plainQuestionName(asked.wire);
+    const zone = plain && (q.class === 'IN' || q.class === 'ANY') ? this.#authority.zoneOf(name) : null;
     const built = this.#freshness();
     if (zone !== null) {
       if (TRANSFER_TYPES.has(q.type)) return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0, { built, origin: null });
@@ -136,7 +143,7 @@ export class Responder {
       const reuse = a.cacheable ? { built, origin: subnet === null ? a.origin : null } : null;
       return this.#finish(started, asked, a.rcode, FLAG_AA, a, a.scope, reuse);
     }
-    if (this.#forwarder === null || q.class !== 'IN') return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0, { built, origin: null });
+    if (this.#forwarder === null || !plain || q.class !== 'IN') return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0, { built, origin: null });
     return this.#forwarder.resolve(q, edns?.dnssecOk ?? false).then(
       (r) => this.#finish(started, asked, r.rcode, FLAG_RA, r, 0),
       (err: Error) => {
@@ -169,7 +176,7 @@ export class Responder {
       out = assemble(asked.id, headerFlags | FLAG_TC, asked.question, { answers: [], authorities: [], additionals: additionals.filter((r) => r.type === 'OPT') });
     }
     const outcome = { qtype, rcode, truncated };
-    if (reuse !== null) this.#cache.set(asked.key, reuse.built, { bytes: out, ...outcome }, reuse.origin);
+    if (reuse !== null && asked.key !== null) this.#cache.set(asked.key, reuse.built, { bytes: out, ...outcome }, reuse.origin);
     return this.#done(started, asked.transport, out, outcome);
   }
 

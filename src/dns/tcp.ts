@@ -17,9 +17,13 @@ export interface TcpLimits {
  * message), several queries per connection, answered as they are ready.
  */
 class DnsConnection {
-  #buffer: Buffer = Buffer.alloc(0);
+  /** Bytes received and not yet framed, kept as chunks: joined once per whole frame. */
+  #chunks: Buffer[] = [];
+  #buffered = 0;
   #pending = 0;
   #closed = false;
+  /** Closes a connection whose frame has been arriving for longer than the idle timeout. */
+  #frameTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -33,17 +37,39 @@ class DnsConnection {
     socket.on('data', (chunk: Buffer) => this.#read(chunk));
     socket.on('drain', () => this.#resume());
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => (this.#closed = true));
+    socket.on('close', () => {
+      this.#closed = true;
+      if (this.#frameTimer !== null) clearTimeout(this.#frameTimer);
+    });
   }
 
   #read(chunk: Buffer): void {
-    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
-    while (this.#buffer.length >= 2) {
-      const size = this.#buffer.readUInt16BE(0);
-      if (this.#buffer.length < 2 + size) break;
-      const message = this.#buffer.subarray(2, 2 + size);
-      this.#buffer = this.#buffer.subarray(2 + size);
-      this.#query(message);
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    let framed = false;
+    for (;;) {
+      if (this.#buffered < 2) break;
+      const head = this.#chunks[0] as Buffer;
+      const size = head.length >= 2 ? head.readUInt16BE(0) : ((head[0] as number) << 8) | ((this.#chunks[1] as Buffer)[0] as number);
+      if (this.#buffered < 2 + size) break;
+      const all = this.#chunks.length === 1 ? head : Buffer.concat(this.#chunks, this.#buffered);
+      const rest = all.subarray(2 + size);
+      this.#chunks = rest.length === 0 ? [] : [rest];
+      this.#buffered = rest.length;
+      framed = true;
+      this.#query(all.subarray(2, 2 + size));
+    }
+    this.#watchFrame(framed);
+  }
+
+  /** A sender trickling a frame byte by byte would reset the idle timer forever: frames get the idle timeout to arrive whole. */
+  #watchFrame(framed: boolean): void {
+    if (this.#frameTimer !== null && (framed || this.#buffered === 0)) {
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = null;
+    }
+    if (this.#buffered > 0 && this.#frameTimer === null) {
+      this.#frameTimer = setTimeout(() => this.socket.destroy(), this.limits.idleTimeoutMs);
     }
   }
 

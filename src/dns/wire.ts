@@ -30,6 +30,35 @@ export function questionEnd(message: Buffer): number {
   return at <= message.length ? at : -1;
 }
 
+/**
+ * Whether the question name (starting after the header) has only bytes that
+ * survive decoding and re-encoding unchanged: printable ASCII other than the dot.
+ * dns-packet joins labels with dots without escaping and replaces bytes that are
+ * not UTF-8, so any other name could be routed as a different one.
+ */
+export function plainQuestionName(message: Buffer): boolean {
+  let at = HEADER_BYTES;
+  for (let length = message[at] ?? 0; length !== 0; length = message[at] ?? 0) {
+    for (let i = at + 1; i <= at + length; i++) {
+      const c = message[i] as number;
+      if (c <= 0x20 || c >= 0x7f || c === 0x2e) return false;
+    }
+    at += 1 + length;
+  }
+  return true;
+}
+
+/**
+ * Whether the header's section counts fit the message: exactly one question
+ * and no more records than the remaining bytes could hold (11 bytes at least
+ * each). Checked before decoding, which allocates per counted record.
+ */
+export function plausibleCounts(message: Buffer): boolean {
+  if (message.readUInt16BE(4) !== 1) return false;
+  const records = message.readUInt16BE(6) + message.readUInt16BE(8) + message.readUInt16BE(10);
+  return records * 11 <= message.length - HEADER_BYTES - 5;
+}
+
 /** The records of an answer, by section. */
 export interface Sections {
   readonly answers: readonly Answer[];
