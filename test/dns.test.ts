@@ -372,6 +372,39 @@ t.test('forwarders: names outside the zones are forwarded and cached; REFUSED st
   t.equal(failed.status, 'SERVFAIL', 'no forwarder answered: SERVFAIL');
 });
 
+t.test('forwarders: a truncated UDP answer is fetched again over TCP', async (t) => {
+  const records = Array.from({ length: 60 }, (_, i) => ({ name: 'many.test', type: 'AAAA' as const, ttl: 120, data: `2001:db8:f::${(i + 1).toString(16)}` }));
+  const answerFor = (message: Buffer, truncated: boolean): Buffer => {
+    const q = dnsPacket.decode(message);
+    return dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE | (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0), questions: q.questions, answers: truncated ? [] : records });
+  };
+  const udp = createSocket('udp4');
+  udp.on('message', (message, peer) => udp.send(answerFor(message, true), peer.port, peer.address));
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  const port = udp.address().port;
+  let tcpQueries = 0;
+  const tcp = createServer((socket) => {
+    socket.on('data', (chunk: Buffer) => {
+      tcpQueries++;
+      const answer = answerFor(chunk.subarray(2, 2 + chunk.readUInt16BE(0)), false);
+      const length = Buffer.alloc(2);
+      length.writeUInt16BE(answer.length);
+      socket.end(Buffer.concat([length, answer]));
+    });
+  });
+  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => {
+    udp.close();
+    tcp.close();
+  });
+  const ups = await upstreams(t, 4);
+  const m = await meridian(t, routes(ups, await deadPort()), { forwarders: [`127.0.0.1:${port}`] });
+  const r = await dig(m.dnsPort, ['many.test', 'AAAA', '+tcp']);
+  t.equal(r.status, 'NOERROR');
+  t.equal(r.answers.length, 60, 'all 60 records, fetched from the forwarder over TCP');
+  t.equal(tcpQueries, 1);
+});
+
 t.test('TCP connections: a cap, and idle ones are closed', async (t) => {
   const ups = await upstreams(t, 4);
   const m = await meridian(t, routes(ups, await deadPort()), { tcpIdleTimeout: '300ms', maxTcpConnections: 2 });
