@@ -22,7 +22,7 @@ import {
   within,
   type WindowSummary,
 } from './summary.js';
-import { isError, startTraffic, type Sample, type Traffic } from './traffic.js';
+import { isError, startTraffic, type Sample, type Traffic } from '../lib/traffic.js';
 
 const args = benchArgs(['phase-seconds', 'connections', 'wait-seconds']);
 const phaseMs = positiveInt('phase-seconds', args['phase-seconds'], 4) * 1000;

@@ -3,7 +3,7 @@
  * latency percentiles, which regions answered, what the errors were, and how
  * long traffic took to move after an event.
  */
-import { isError, type Sample } from './traffic.js';
+import { isError, type Sample } from '../lib/traffic.js';
 
 /** Requests, errors, latency and regions of one phase. */
 export interface WindowSummary {

@@ -3,7 +3,7 @@
  * time from the put to the first answer from the new version, and the answers
  * from the old version that still came after it.
  */
-import { isError, type Sample } from './traffic.js';
+import { isError, type Sample } from '../lib/traffic.js';
 
 /** One put of the service key that flips the split to `colour`. */
 export interface Change {

@@ -12,7 +12,7 @@ import { findProgram } from '../lib/process.js';
 import { renderTable } from '../lib/table.js';
 import { SERVICE_KEY, otherColour, serviceValue, startCluster, type Cluster, type Colour } from './cluster.js';
 import { firstFrom, formatMs, measureChange, percentile, within, type Change, type ChangeOutcome } from './measure.js';
-import { isError, startTraffic, type Sample, type Traffic } from './traffic.js';
+import { isError, startTraffic, type Sample, type Traffic } from '../lib/traffic.js';
 
 const args = benchArgs(['changes', 'gap-ms', 'connections']);
 const changeCount = positiveInt('changes', args.changes, 100);

@@ -1,7 +1,8 @@
 /**
- * Continuous keep-alive GET load with autocannon that records, for every
- * response, when it arrived, when its request was written, its status and the
- * version that served it (`x-meridian-version`), and every request error.
+ * Continuous keep-alive load with autocannon that records every response and
+ * every request error with the time it was seen, and the Meridian debug headers
+ * that say who served it, so that phases and the events inside them can be
+ * measured afterwards from one unbroken stream of traffic.
  */
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
@@ -18,6 +19,12 @@ export interface Sample {
   readonly sentAt: number;
   /** HTTP status; 0 when no response came (connection error, client timeout). */
   readonly status: number;
+  /** autocannon's response time in ms; NaN when no response came. */
+  readonly latencyMs: number;
+  /** `x-meridian-region`, or `-` when absent. */
+  readonly region: string;
+  /** `x-meridian-endpoint` (`host:port`), or `-` when absent. */
+  readonly endpoint: string;
   /** `x-meridian-version`, or `-` when absent. */
   readonly version: string;
   /** `x-meridian-error` of a non-2xx answer, the error code when no answer came, else empty. */
@@ -27,8 +34,8 @@ export interface Sample {
 /** A running load: its samples so far, and how to end it. */
 export interface Traffic {
   readonly samples: readonly Sample[];
-  /** Stops the load; resolves with how many requests autocannon sent. */
-  stop(): Promise<{ sent: number }>;
+  /** Stops the load; resolves with what autocannon sent and how many it saw answered or failed. */
+  stop(): Promise<{ sent: number; seen: number }>;
 }
 
 /** Whether a sample counts as an error: non-2xx, connection error or timeout. */
@@ -39,9 +46,14 @@ export function isError(s: Sample): boolean {
 /** What onResponse saw, waiting for the `response` event that carries the response time. */
 interface Pending {
   readonly status: number;
+  readonly region: string;
+  readonly endpoint: string;
   readonly version: string;
   readonly error: string;
 }
+
+/** The sample fields of a request that got no answer. */
+const UNANSWERED = { sentAt: Number.NaN, status: 0, latencyMs: Number.NaN, region: '-', endpoint: '-', version: '-' } as const;
 
 function header(headers: Record<string, unknown> | undefined, name: string): string {
   if (headers === undefined) return '-';
@@ -63,7 +75,10 @@ function errorCode(err: unknown): string {
   return String(err);
 }
 
-/** Starts keep-alive GET / load on 127.0.0.1:port with a client timeout; it runs until `stop()` (or `maxSeconds`). */
+/**
+ * Starts GET / load on 127.0.0.1:port with `connections` keep-alive connections
+ * and a client timeout of `timeoutSeconds`; it runs until `stop()` (or `maxSeconds`).
+ */
 export function startTraffic(port: number, connections: number, timeoutSeconds: number, maxSeconds: number): Traffic {
   const samples: Sample[] = [];
   // autocannon calls onResponse and then, synchronously on the same client,
@@ -89,7 +104,13 @@ export function startTraffic(port: number, connections: number, timeoutSeconds: 
           onResponse: (status, _body, _context, headers) => {
             const raw = headers as Record<string, unknown> | undefined;
             const ok = status >= 200 && status < 300;
-            pending = { status, version: header(raw, 'x-meridian-version'), error: ok ? '' : header(raw, 'x-meridian-error') };
+            pending = {
+              status,
+              region: header(raw, 'x-meridian-region'),
+              endpoint: header(raw, 'x-meridian-endpoint'),
+              version: header(raw, 'x-meridian-version'),
+              error: ok ? '' : header(raw, 'x-meridian-error'),
+            };
           },
         },
       ],
@@ -101,19 +122,19 @@ export function startTraffic(port: number, connections: number, timeoutSeconds: 
   );
   instance.on('response', (_client, statusCode, _bytes, responseTime) => {
     const at = performance.now();
-    const p: Pending = pending ?? { status: statusCode, version: '-', error: '' };
+    const p: Pending = pending ?? { status: statusCode, region: '-', endpoint: '-', version: '-', error: '' };
     pending = null;
-    samples.push({ at, sentAt: at - responseTime, status: p.status, version: p.version, error: p.error });
+    samples.push({ at, sentAt: at - responseTime, latencyMs: responseTime, ...p });
   });
   instance.on('reqError', (err: unknown) => {
-    samples.push({ at: performance.now(), sentAt: Number.NaN, status: 0, version: '-', error: errorCode(err) });
+    samples.push({ at: performance.now(), ...UNANSWERED, error: errorCode(err) });
   });
   return {
     samples,
     async stop() {
       instance.stop();
       const result = await done;
-      return { sent: result.requests.sent };
+      return { sent: result.requests.sent, seen: samples.length };
     },
   };
 }
