@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Makes sure the system tools the test suite drives are on PATH: etcd (etcd store
+# tests), dig (GeoDNS tests) and mmdblookup (checks the test .mmdb writer).
+# Missing ones are installed with apt-get when this runs as root or with
+# password-less sudo; otherwise it stops with one line naming what to install.
+set -euo pipefail
+
+tools=(etcd dig mmdblookup)
+packages=(etcd-server dnsutils mmdb-bin)
+missing=()
+for i in "${!tools[@]}"; do
+  command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+  apt=(apt-get)
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  apt=(sudo -n apt-get)
+else
+  apt=()
+fi
+if [ ${#apt[@]} -eq 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "meridian tests need: ${missing[*]} (Debian: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+
+echo "installing test tools: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${apt[@]}" install -y -q "${missing[@]}" >/dev/null \
+  || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q "${missing[@]}" >/dev/null; }
