@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { AdminServer } from './admin/server.js';
 import { ConfigError } from './config/issues.js';
+import { RoutingParser } from './config/routing-parser.js';
 import type { StaticConfig } from './config/static-schema.js';
 import { DnsServer } from './dns/server.js';
 import { Locator } from './geo/locator.js';
@@ -12,12 +13,10 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ProxyServer } from './proxy/server.js';
 import { UpstreamRegistry } from './proxy/upstream.js';
-import { TableApplier, type ApplyResult } from './store/applier.js';
-import { EtcdStore } from './store/etcd.js';
-import { createEtcdClient, type EtcdSettings } from './store/etcd-client.js';
-import { FileStore, type FileSnapshot } from './store/file.js';
-import { FleetPublisher, type FleetEndpoint, type NodeView } from './store/fleet.js';
-import { readSnapshot } from './store/snapshot.js';
+import { TableApplier } from './store/applier.js';
+import { startEtcdSource } from './store/etcd-source.js';
+import { startFileSource } from './store/file-source.js';
+import type { RoutingSource } from './store/source.js';
 
 /** Options of a Meridian instance besides its static configuration. */
 export interface StartOptions {
@@ -40,33 +39,6 @@ export interface Meridian {
   close(): Promise<void>;
 }
 
-function applyFileSnapshot(applier: TableApplier, snapshot: FileSnapshot): ApplyResult {
-  if (snapshot.ok) return applier.apply({ source: 'file', document: snapshot.document });
-  applier.reject('file', snapshot.error.issues);
-  return { result: 'rejected', issues: snapshot.error.issues };
-}
-
-/** Loads the first routing table: the routes file, else the last-good snapshot; throws when neither works. */
-async function loadInitialTable(store: FileStore, applier: TableApplier, snapshotPath: string, origin: string, logger: Logger): Promise<void> {
-  const first = applyFileSnapshot(applier, await store.read());
-  if (first.result !== 'rejected') return;
-  let snapshot;
-  try {
-    snapshot = await readSnapshot(snapshotPath);
-  } catch (err) {
-    logger.warn({ err: (err as Error).message, path: snapshotPath }, 'last-good snapshot unreadable');
-  }
-  if (snapshot === null || snapshot === undefined) throw new ConfigError(first.issues);
-  if (snapshot.origin !== origin) {
-    logger.warn({ path: snapshotPath, snapshotOrigin: snapshot.origin, origin }, 'last-good snapshot belongs to another source; not used');
-    throw new ConfigError(first.issues);
-  }
-  const fromSnapshot = applier.apply({ source: 'snapshot', document: snapshot.document, revision: snapshot.revision, stale: true });
-  if (fromSnapshot.result === 'rejected') throw new ConfigError(first.issues);
-  applier.issues = first.issues;
-  logger.warn({ path: snapshotPath, revision: snapshot.revision, savedAt: snapshot.savedAt }, 'routes file unusable; serving the last-good snapshot');
-}
-
 /** Opens `geo.mmdb` for the locator (watching starts once the node is up). */
 async function openGeoDatabase(path: string, locator: Locator, logger: Logger): Promise<GeoDatabase> {
   let database: GeoDatabase;
@@ -78,90 +50,6 @@ async function openGeoDatabase(path: string, locator: Locator, logger: Logger): 
   locator.useDatabase(database);
   logger.info(database.state(), 'geo database loaded');
   return database;
-}
-
-/** This node's health view, as the fleet sees it. */
-function nodeView(node: StaticConfig['node'], applier: TableApplier, health: HealthRegistry): NodeView {
-  const endpoints: Record<string, FleetEndpoint> = {};
-  for (const h of health.entries()) {
-    endpoints[h.key] = { up: h.up, state: h.state, reason: h.reason, since: new Date(h.changedAt).toISOString() };
-  }
-  return { node: node.name, region: node.region ?? null, revision: applier.current?.revision ?? 0, updatedAt: new Date().toISOString(), endpoints };
-}
-
-/** Where the routing table comes from, once the first table is in force. */
-interface RoutingSource {
-  /** Starts following changes. */
-  watch(): void;
-  /** Re-reads the source now (admin reload). */
-  reload(): Promise<string>;
-  /** The source as the admin state shows it. */
-  state(): Record<string, unknown>;
-  close(): Promise<void>;
-}
-
-/** The first table from the routes file (else the snapshot), then the file watched. */
-async function startFileSource(file: string, applier: TableApplier, snapshotPath: string, origin: string, logger: Logger): Promise<RoutingSource> {
-  const store = new FileStore(file, logger);
-  await loadInitialTable(store, applier, snapshotPath, origin, logger);
-  return {
-    watch: () => store.watch((snapshot) => void applyFileSnapshot(applier, snapshot)),
-    reload: async () => applyFileSnapshot(applier, await store.read()).result,
-    state: () => ({ kind: 'file', path: resolve(file) }),
-    close: () => store.close(),
-  };
-}
-
-/**
- * The first table from etcd; when etcd does not answer within its startup
- * timeout, from the last-good snapshot (stale) while the store keeps trying.
- */
-async function startEtcdSource(
-  settings: EtcdSettings,
-  applier: TableApplier,
-  snapshotPath: string,
-  origin: string,
-  logger: Logger,
-  metrics: Metrics,
-  fleet: { node: StaticConfig['node']; health: HealthRegistry },
-): Promise<RoutingSource> {
-  const client = createEtcdClient(settings);
-  const store = new EtcdStore(client, settings.prefix, logger, metrics);
-  const publisher = new FleetPublisher(client, settings.prefix, fleet.node.name, () => nodeView(fleet.node, applier, fleet.health), logger);
-  fleet.health.onChange(() => publisher.changed());
-  let first: (() => void) | null = null;
-  const answered = new Promise<void>((resolve) => (first = resolve));
-  store.run((snapshot) => {
-    applier.apply({ source: 'etcd', document: snapshot.document, revision: snapshot.revision, keyIssues: snapshot.keyIssues });
-    publisher.changed();
-    first?.();
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = await Promise.race([answered.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), settings.startupTimeout)))]);
-  clearTimeout(timer);
-  if (timedOut) {
-    const snapshot = await readSnapshot(snapshotPath).catch((err: Error) => {
-      logger.warn({ err: err.message, path: snapshotPath }, 'last-good snapshot unreadable');
-      return null;
-    });
-    const message = `etcd (${settings.endpoints.join(', ')}) did not answer within ${settings.startupTimeout} ms`;
-    if (snapshot === null || snapshot.origin !== origin) {
-      await store.close();
-      throw new ConfigError([{ path: 'store.etcd', message: `${message} and there is no last-good snapshot of ${origin} in ${snapshotPath}` }]);
-    }
-    // etcd may have answered meanwhile: its table wins.
-    if (applier.current === null) applier.apply({ source: 'snapshot', document: snapshot.document, revision: snapshot.revision, stale: true });
-    logger.warn({ path: snapshotPath, revision: snapshot.revision }, `${message}; serving the last-good snapshot while retrying`);
-  }
-  return {
-    watch: () => undefined,
-    reload: async () => 'unchanged',
-    state: () => ({ kind: 'etcd', endpoints: settings.endpoints, prefix: settings.prefix, connection: store.state, revision: store.revision, fleet: store.fleet() }),
-    close: async () => {
-      await publisher.close();
-      await store.close();
-    },
-  };
 }
 
 /** Starts a Meridian node: routing table, proxy listener, admin listener, file watching. */
@@ -176,17 +64,21 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const etcd = config.store.etcd;
   const origin = etcd === undefined ? `file:${resolve(config.store.file as string)}` : `etcd:${etcd.prefix}`;
   const health = new HealthRegistry({ activeChecks: true, logger, metrics });
-  const applier = new TableApplier({
-    upstreams,
-    health,
-    metrics,
-    logger,
-    node: locator.node,
-    snapshotPath: config.store.snapshot,
-    origin,
-    rejectOnIssues: etcd === undefined,
-  });
-  const source = etcd === undefined ? await startFileSource(config.store.file as string, applier, config.store.snapshot, origin, logger) : await startEtcdSource(etcd, applier, config.store.snapshot, origin, logger, metrics, { node: config.node, health });
+  const applier = new TableApplier({ upstreams, health, metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin });
+  const lastGood = { path: config.store.snapshot, origin };
+  const parser = new RoutingParser();
+  let source: RoutingSource;
+  try {
+    source =
+      etcd === undefined
+        ? await startFileSource(config.store.file as string, applier, parser, lastGood, logger)
+        : await startEtcdSource(etcd, applier, lastGood, { logger, metrics, node: config.node, health });
+  } catch (err) {
+    health.close();
+    await parser.close();
+    await geoDatabase?.close();
+    throw err;
+  }
 
   const proxy = new ProxyServer({
     listen: config.proxy.listen,
@@ -221,6 +113,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     await admin.close();
     await source.close();
     health.close();
+    await parser.close();
     await geoDatabase?.close();
     throw err;
   }
@@ -239,6 +132,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
       await upstreams.closeAll(true);
       await admin.close();
       await applier.flush();
+      await parser.close();
       await geoDatabase?.close();
       logger.info('meridian stopped');
     })();

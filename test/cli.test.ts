@@ -70,7 +70,7 @@ t.test('start: configuration errors exit 1 with every problem; a busy port exits
   t.same(res.stderr.trim().split('\n').sort(), ['geo.networks[0]: give exactly one of region or location', 'proxy.trustedProxies[0]: "bad" is not an IP address or CIDR block']);
 
   const routes = join(dir, 'routes.yaml');
-  await writeFile(routes, 'regions: {}\n');
+  await writeFile(routes, 'regions: {}\nroutes: {}\n');
   const absentConf = join(dir, 'absent.yaml.conf.yaml');
   await writeFile(absentConf, `store: {file: ${join(dir, 'absent.yaml')}, snapshot: ${join(dir, 'snap.json')}}\n`);
   const noRoutes = await runCli(['start', '--config', absentConf, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--log-level', 'silent']);

@@ -17,9 +17,12 @@ function svc(extra: Record<string, unknown> = {}, endpoints: unknown[] = ['10.0.
   return { ...extra, versions: { stable: { endpoints: { 'eu-west': endpoints } } } };
 }
 
-/** Every problem of a document, as `meridian validate` prints them, sorted. */
+/** Every object and reference problem of a document, as `meridian validate` prints them, sorted (whether it is a table at all is tested on its own). */
 function problems(raw: unknown): string[] {
-  return routingIssues(raw).issues.map(formatIssue).sort();
+  return routingIssues(raw)
+    .issues.filter((i) => i.reason !== 'empty')
+    .map(formatIssue)
+    .sort();
 }
 
 const DURATION_HINT = 'is not a duration such as "250ms", "5s" or "2m"';
@@ -68,7 +71,15 @@ t.test('clean tables have no problems', async (t) => {
   t.equal(api.connectTimeoutMs, 1_500, '"1.5s" compiles to 1500 ms');
   t.equal(api.requestTimeoutMs, 120_000, '"2m" compiles to 120000 ms');
   t.equal(api.failWhenAllDown, true);
-  t.same(routingIssues(null).issues, [], 'an empty document is a valid, empty table');
+});
+
+t.test('a document is a routing table only when it is not empty and has a routes section', async (t) => {
+  for (const empty of [null, undefined, {}]) {
+    t.same(routingIssues(empty).issues.map(formatIssue), ['the routing table is empty (an empty file, or one still being written?)'], `${JSON.stringify(empty)} is refused`);
+  }
+  const noRoutes = routingIssues({ regions: EU, services: { web: svc() } }).issues;
+  t.same(noRoutes.map((i) => [i.path, i.reason]), [['routes', 'empty']], 'a table without a routes section is refused');
+  t.same(routingIssues({ regions: EU, services: { web: svc() }, routes: {} }).issues, [], '"routes: {}" serves nothing on purpose and is accepted');
 });
 
 t.test('unknown fields are rejected at their path', async (t) => {

@@ -33,7 +33,9 @@ t.test('defaults fill a minimal configuration and the result is frozen', async (
   t.same(config.admin.listen, { host: '127.0.0.1', port: 9901 });
   t.same(config.proxy.trustedProxies, [], 'nobody is trusted by default');
   t.equal(config.proxy.headersTimeout, 10_000);
-  t.equal(config.store.snapshot, '.meridian/last-good.json');
+  t.equal(config.store.snapshot, `.meridian/${config.node.name}/last-good.json`, 'the snapshot path is per node');
+  t.equal(buildStaticConfig({ node: { name: 'edge-2' }, store: { file: 'r.yaml' } }).store.snapshot, '.meridian/edge-2/last-good.json');
+  t.equal(buildStaticConfig({ store: { file: 'r.yaml', snapshot: '/var/lib/m.json' } }).store.snapshot, '/var/lib/m.json', 'an explicit path is kept');
   t.equal(config.admin.token, '');
   t.ok(config.node.name.length > 0, 'the node name defaults to the host name');
   t.ok(Object.isFrozen(config.proxy), 'validated config is frozen');

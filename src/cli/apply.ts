@@ -1,15 +1,17 @@
 import { readConfigFile } from '../config/document.js';
 import { ConfigError } from '../config/issues.js';
-import { commitPlan, planApply, readRoutingKeys } from '../store/etcd-writer.js';
+import { validateRoutingObjects } from '../config/routing-validate.js';
+import { commitPlan, ensureAcceptable, planApply, readRoutingKeys } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
 import { ETCD_FLAGS, etcdFromFlags } from './etcd-flags.js';
 import { USAGE } from './help.js';
-import { routingIssues } from './validate.js';
 
 /**
- * `meridian apply -f FILE [--prune] [--dry-run]`: validates the whole file, then
- * writes every changed object in one etcd transaction that fails if any of
- * those keys changed since it was read; prints what changed.
+ * `meridian apply -f FILE [--prune] [--dry-run]`: validates every object of the
+ * file, then judges the table etcd would hold after the write (the other keys
+ * as read) the way a router would, refusing what a router would not apply;
+ * then writes every changed object in one etcd transaction that fails if any
+ * of those keys changed since it was read; prints what changed.
  */
 export async function applyCommand(argv: readonly string[]): Promise<number> {
   const { values } = parseFlags(argv, { ...ETCD_FLAGS, file: { type: 'string', short: 'f' }, prune: { type: 'boolean' }, 'dry-run': { type: 'boolean' } }, { min: 0, max: 0 });
@@ -18,13 +20,16 @@ export async function applyCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (values.file === undefined) throw new UsageError('-f FILE is required');
-  const raw = await readConfigFile(values.file);
-  const { issues } = routingIssues(raw);
-  if (issues.length > 0) throw new ConfigError(issues.map((i) => ({ path: `${values.file as string}: ${i.path}`, message: i.message })));
+  const file = values.file;
+  const raw = await readConfigFile(file);
+  if (raw === null || raw === undefined) throw new ConfigError([{ path: file, message: 'the file is empty: nothing to apply', reason: 'empty' }]);
+  const { issues } = validateRoutingObjects(raw);
+  if (issues.length > 0) throw new ConfigError(issues.map((i) => ({ ...i, path: `${file}: ${i.path}` })));
   const { client, prefix } = await etcdFromFlags(values);
   try {
     const current = await readRoutingKeys(client, prefix);
-    const plan = planApply(prefix, (raw ?? {}) as Record<string, unknown>, current, values.prune === true);
+    const plan = planApply(prefix, raw as Record<string, unknown>, current, values.prune === true);
+    await ensureAcceptable(prefix, current, plan);
     const dryRun = values['dry-run'] === true;
     const verb = { create: dryRun ? 'would create' : 'created', update: dryRun ? 'would update' : 'updated', delete: dryRun ? 'would delete' : 'deleted' };
     let unchanged = 0;

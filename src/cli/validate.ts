@@ -1,33 +1,17 @@
-import { compileTable } from '../config/compile.js';
 import { readConfigFile } from '../config/document.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../config/issues.js';
-import { validateRoutingObjects } from '../config/routing-validate.js';
+import { validateRoutingDocument } from '../config/routing-document.js';
 import { buildStaticConfig } from '../config/static-load.js';
-import { HealthRegistry } from '../health/registry.js';
-import { Locator } from '../geo/locator.js';
-import { createLogger } from '../observability/logger.js';
-import { Metrics } from '../observability/metrics.js';
-import { UpstreamRegistry } from '../proxy/upstream.js';
 import { parseFlags, UsageError } from './args.js';
 import { USAGE } from './help.js';
 
 const STATIC_SECTIONS = ['node', 'proxy', 'admin', 'dns', 'store', 'geo'];
 const ROUTING_SECTIONS = ['regions', 'services', 'routes'];
 
-/** Every problem of a routing document: schema and cross references. No connection is opened. */
-export function routingIssues(raw: unknown): { issues: ConfigIssue[]; counts: string } {
-  const { doc, issues, rejected } = validateRoutingObjects(raw);
-  const upstreams = new UpstreamRegistry();
-  const health = new HealthRegistry({ activeChecks: false, logger: createLogger('silent'), metrics: new Metrics({ defaultMetrics: false }) });
-  const compiled = compileTable(doc, {
-    revision: 0,
-    rejected,
-    source: 'file',
-    node: new Locator([], {}).node,
-    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c, ms) => health.acquire(a, c, ms) },
-  });
-  const t = compiled.table;
-  return { issues: [...issues, ...compiled.issues], counts: `${t.regions.size} regions, ${t.services.size} services, ${t.routes.size} routes` };
+/** Every problem of a routing document as a router would judge it (schema, cross references, emptiness). No connection is opened. */
+export function routingIssues(raw: unknown): { issues: readonly ConfigIssue[]; counts: string } {
+  const { doc, issues, usable } = validateRoutingDocument(raw);
+  return { issues, counts: `${Object.keys(doc.regions).length} regions, ${usable.services.size} services, ${usable.routes.size} routes` };
 }
 
 function detectKind(raw: unknown): 'routes' | 'config' {
@@ -38,7 +22,7 @@ function detectKind(raw: unknown): 'routes' | 'config' {
   return 'routes';
 }
 
-async function validateFile(file: string, kind: 'routes' | 'config' | undefined): Promise<{ issues: ConfigIssue[]; summary: string }> {
+async function validateFile(file: string, kind: 'routes' | 'config' | undefined): Promise<{ issues: readonly ConfigIssue[]; summary: string }> {
   const raw = await readConfigFile(file);
   if ((kind ?? detectKind(raw)) === 'routes') {
     const { issues, counts } = routingIssues(raw);

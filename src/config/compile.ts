@@ -1,7 +1,8 @@
+import { performance } from 'node:perf_hooks';
 import type { HostPort } from './address.js';
 import { formatHostPort } from './address.js';
 import type { ConfigIssue } from './issues.js';
-import { objectPath } from './routing-validate.js';
+import { checkReferences } from './routing-references.js';
 import type { RegionSpec, RouteSpec, RoutingDocument, ServiceSpec } from './routing-schema.js';
 import type { Origin } from '../geo/origin.js';
 import type { EndpointHealth } from '../health/endpoint-health.js';
@@ -33,59 +34,20 @@ function compileRegions(specs: Readonly<Record<string, RegionSpec>>): Map<string
   const regions = new Map<string, Region>();
   let index = 0;
   for (const [name, spec] of Object.entries(specs)) {
-    regions.set(name, Object.freeze({ name, index: index++, location: spec.location, countries: spec.countries, drain: spec.drain, edge: spec.edge }));
+    regions.set(name, Object.freeze({ name, index: index++, spec, location: spec.location, countries: spec.countries, drain: spec.drain, edge: spec.edge }));
   }
   return regions;
 }
 
-/** Cross-reference checks of one service against the regions; returns its issues. */
-/** Why a reference to another object does not resolve: it never existed, or it was rejected. */
-function missing(kind: 'region' | 'service', name: string, rejected: ReadonlySet<string>): string {
-  return rejected.has(`${kind}s.${name}`) ? `${kind} "${name}" is disabled by its own errors` : `unknown ${kind} "${name}"`;
-}
-
-function serviceIssues(name: string, spec: ServiceSpec, regions: ReadonlyMap<string, Region>, rejected: ReadonlySet<string>): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  const at = (...segments: PropertyKey[]): string => objectPath('services', name, ...segments);
-  const unknownRegion = (region: string): string => missing('region', region, rejected);
-  spec.failover?.forEach((region, i) => {
-    if (!regions.has(region)) issues.push({ path: at('failover', i), message: unknownRegion(region) });
-  });
-  for (const region of Object.keys(spec.regionWeights ?? {})) {
-    if (!regions.has(region)) issues.push({ path: at('regionWeights', region), message: unknownRegion(region) });
+/** Whether `doc` has exactly the region objects (same specs, same order) of a compiled table. */
+function sameRegions(previous: RoutingTable, doc: RoutingDocument): boolean {
+  const names = Object.keys(doc.regions);
+  if (names.length !== previous.regions.size) return false;
+  let i = 0;
+  for (const region of previous.regions.values()) {
+    if (names[i++] !== region.name || doc.regions[region.name] !== region.spec) return false;
   }
-  if (spec.steering === 'failover' && (spec.failover ?? []).length === 0) {
-    issues.push({ path: at('failover'), message: 'steering: failover needs a failover list of regions' });
-  }
-  if (spec.steering === 'weighted' && Object.values(spec.regionWeights ?? {}).every((w) => w === 0)) {
-    issues.push({ path: at('regionWeights'), message: 'steering: weighted needs regionWeights with a weight above 0' });
-  }
-  const versionNames = Object.keys(spec.versions);
-  if (spec.split === undefined) {
-    if (versionNames.length > 1) issues.push({ path: at('split'), message: 'split.weights is required when a service has more than one version' });
-  } else {
-    for (const version of Object.keys(spec.split.weights)) {
-      if (!(version in spec.versions)) issues.push({ path: at('split', 'weights', version), message: `unknown version "${version}"` });
-    }
-    if (Object.values(spec.split.weights).every((w) => w === 0)) issues.push({ path: at('split', 'weights'), message: 'at least one weight must be above 0' });
-  }
-  for (const [version, versionSpec] of Object.entries(spec.versions)) {
-    let count = 0;
-    for (const [region, endpoints] of Object.entries(versionSpec.endpoints)) {
-      const where = at('versions', version, 'endpoints', region);
-      if (!regions.has(region)) issues.push({ path: where, message: unknownRegion(region) });
-      const seen = new Set<string>();
-      endpoints.forEach((ep, i) => {
-        const key = formatHostPort(ep.address);
-        if (seen.has(key)) issues.push({ path: `${where}[${i}]`, message: `duplicate endpoint ${key}` });
-        seen.add(key);
-      });
-      count += endpoints.length;
-    }
-    const weight = spec.split === undefined ? 1 : (spec.split.weights[version] ?? 0);
-    if (count === 0 && weight > 0) issues.push({ path: at('versions', version), message: 'has weight above 0 but no endpoints' });
-  }
-  return issues;
+  return true;
 }
 
 function buildGroup(region: Region, endpoints: readonly Endpoint[]): RegionGroup {
@@ -152,43 +114,38 @@ function compileService(name: string, spec: ServiceSpec, regions: ReadonlyMap<st
   });
 }
 
-function routeKeys(spec: RouteSpec): string[] {
-  return (spec.hosts.length === 0 ? ['*'] : spec.hosts).map((host) => `${host} ${spec.pathPrefix}`);
+/** A compiled table and the problems of the objects left out of it. */
+export interface CompiledTable {
+  readonly table: RoutingTable;
+  readonly issues: ConfigIssue[];
 }
 
 /**
- * Compiles validated objects into an immutable RoutingTable. Cross references
- * are checked here: an object with a problem is left out (with an issue), and so
- * is whatever depends on it; the rest of the table still compiles.
+ * The compile as steps: one per service and per route, so a caller can spread
+ * a large table over several turns of the event loop. Objects whose spec is the
+ * very object the previous table was built from (same identity, same regions)
+ * are reused as they are, with their pools, health and metric series.
  */
-export function compileTable(doc: RoutingDocument, ctx: CompileContext): { table: RoutingTable; issues: ConfigIssue[] } {
-  const issues: ConfigIssue[] = [];
-  const rejected = ctx.rejected ?? new Set<string>();
-  const regions = compileRegions(doc.regions);
+function* compileSteps(doc: RoutingDocument, ctx: CompileContext, previous: RoutingTable | null): Generator<void, CompiledTable> {
+  const references = checkReferences(doc, ctx.rejected);
+  const reuse = previous !== null && sameRegions(previous, doc) ? previous : null;
+  const regions = reuse?.regions ?? compileRegions(doc.regions);
   const steeringCtx: SteeringContext = { node: ctx.node, regions };
   const services = new Map<string, Service>();
-  for (const [name, spec] of Object.entries(doc.services)) {
-    const problems = serviceIssues(name, spec, regions, rejected);
-    if (problems.length > 0) issues.push(...problems);
-    else services.set(name, compileService(name, spec, regions, ctx, steeringCtx));
+  for (const name of references.services) {
+    const spec = doc.services[name] as ServiceSpec;
+    const old = reuse?.services.get(name);
+    services.set(name, old !== undefined && old.spec === spec ? old : compileService(name, spec, regions, ctx, steeringCtx));
+    yield;
   }
   const routes = new Map<string, Route>();
-  const claimed = new Map<string, string>();
   for (const name of Object.keys(doc.routes).sort()) {
+    if (!references.routes.has(name)) continue;
     const spec = doc.routes[name] as RouteSpec;
-    const service = services.get(spec.service);
-    if (service === undefined) {
-      const why = spec.service in doc.services ? `service "${spec.service}" is disabled by its own errors` : missing('service', spec.service, rejected);
-      issues.push({ path: objectPath('routes', name, 'service'), message: why });
-      continue;
-    }
-    const clash = routeKeys(spec).map((key) => [key, claimed.get(key)] as const).find(([, owner]) => owner !== undefined);
-    if (clash !== undefined) {
-      issues.push({ path: objectPath('routes', name), message: `host and path prefix "${clash[0]}" already belong to route "${clash[1] ?? ''}"` });
-      continue;
-    }
-    for (const key of routeKeys(spec)) claimed.set(key, name);
-    routes.set(name, Object.freeze({ name, spec, service, series: new Map() }));
+    const service = services.get(spec.service) as Service;
+    const old = reuse?.routes.get(name);
+    routes.set(name, old !== undefined && old.spec === spec && old.service === service ? old : Object.freeze({ name, spec, service, series: new Map() }));
+    yield;
   }
   const table: RoutingTable = Object.freeze({
     revision: ctx.revision,
@@ -197,9 +154,40 @@ export function compileTable(doc: RoutingDocument, ctx: CompileContext): { table
     services,
     routes,
     matcher: new RouteMatcher(routes.values()),
-    issues: Object.freeze([...issues]),
+    issues: Object.freeze([...references.issues]),
   });
-  return { table, issues };
+  return { table, issues: references.issues };
+}
+
+/**
+ * Compiles validated objects into an immutable RoutingTable. Cross references
+ * are checked here: an object with a problem is left out (with an issue), and so
+ * is whatever depends on it; the rest of the table still compiles.
+ */
+export function compileTable(doc: RoutingDocument, ctx: CompileContext, previous: RoutingTable | null = null): CompiledTable {
+  const steps = compileSteps(doc, ctx, previous);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/**
+ * compileTable spread over the event loop: it gives way whenever it has run for
+ * `sliceMs`, so requests keep flowing while a table of thousands of services
+ * is built beside the one in force.
+ */
+export async function compileTableSliced(doc: RoutingDocument, ctx: CompileContext, previous: RoutingTable | null, sliceMs = 5): Promise<CompiledTable> {
+  const steps = compileSteps(doc, ctx, previous);
+  let sliceStart = performance.now();
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
 }
 
 /** Every endpoint of a table, for retaining pools and health records across swaps. */

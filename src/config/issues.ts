@@ -1,9 +1,23 @@
 import type { z } from 'zod';
 
+/**
+ * Why a configuration was refused, for metrics: it could not be read, it is not
+ * YAML/JSON, it fails its schema, it names something that is not there, or it
+ * holds no routing table at all.
+ */
+export type RejectReason = 'unreadable' | 'syntax' | 'schema' | 'reference' | 'empty';
+
 /** One configuration problem, reported as `path: message`. */
 export interface ConfigIssue {
   readonly path: string;
   readonly message: string;
+  /** The kind of problem; `schema` when not given. */
+  readonly reason?: RejectReason;
+}
+
+/** The kind of an issue (`schema` unless it says otherwise). */
+export function reasonOf(issue: ConfigIssue): RejectReason {
+  return issue.reason ?? 'schema';
 }
 
 /** Thrown when a configuration cannot be used; carries every problem found, not just the first. */

@@ -77,7 +77,8 @@ const storeSchema = z
   .strictObject({
     file: z.string().min(1).optional(),
     etcd: etcdSchema.optional(),
-    snapshot: z.string().min(1).default('.meridian/last-good.json'),
+    /** Default: `.meridian/<node.name>/last-good.json`, so nodes sharing a directory never overwrite each other's. */
+    snapshot: z.string().min(1).optional(),
   })
   .refine((s) => !(s.file !== undefined && s.etcd !== undefined), 'set either store.file or store.etcd, not both');
 
@@ -91,14 +92,16 @@ const geoSchema = z.strictObject({
 });
 
 /** The static configuration file (`meridian start --config FILE`). */
-export const staticConfigSchema = z.strictObject({
-  node: nodeSchema.prefault({}),
-  proxy: proxySchema.prefault({}),
-  admin: adminSchema.prefault({}),
-  dns: dnsSchema.optional(),
-  store: storeSchema.prefault({}),
-  geo: geoSchema.prefault({}),
-});
+export const staticConfigSchema = z
+  .strictObject({
+    node: nodeSchema.prefault({}),
+    proxy: proxySchema.prefault({}),
+    admin: adminSchema.prefault({}),
+    dns: dnsSchema.optional(),
+    store: storeSchema.prefault({}),
+    geo: geoSchema.prefault({}),
+  })
+  .transform((config) => ({ ...config, store: { ...config.store, snapshot: config.store.snapshot ?? `.meridian/${config.node.name}/last-good.json` } }));
 
 /** Static configuration after validation and defaults; durations in milliseconds. */
 export type StaticConfig = z.output<typeof staticConfigSchema>;

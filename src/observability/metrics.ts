@@ -70,6 +70,7 @@ export class Metrics {
   readonly configReloads: Counter<'source' | 'result'>;
   readonly configRevision: Gauge;
   readonly configObjectsRejected: Gauge;
+  readonly configRejected: Counter<'source' | 'reason'>;
   readonly openConnections: Gauge;
   readonly endpointUp: Gauge<'endpoint'>;
   readonly healthChecks: Counter<'result'>;
@@ -105,6 +106,12 @@ export class Metrics {
     this.proxyErrors = new Counter({ name: 'meridian_proxy_errors_total', help: 'Responses produced by Meridian itself, by error code.', labelNames: ['code'], registers });
     this.configReloads = new Counter({ name: 'meridian_config_reloads_total', help: 'Routing-table applies by source and result (applied, rejected, unchanged).', labelNames: ['source', 'result'], registers });
     this.configRevision = new Gauge({ name: 'meridian_config_revision', help: 'Revision of the routing table in force.', registers });
+    this.configRejected = new Counter({
+      name: 'meridian_config_rejected_total',
+      help: 'Routing-table changes refused, by source (file, etcd) and reason (unreadable, syntax, schema, reference, empty); the table in force stays.',
+      labelNames: ['source', 'reason'],
+      registers,
+    });
     this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers });
     this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
     this.endpointUp = new Gauge({ name: 'meridian_endpoint_up', help: 'Whether an endpoint identity (address and check settings) may take traffic: 1 up, 0 down.', labelNames: ['endpoint'], registers });

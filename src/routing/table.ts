@@ -1,6 +1,6 @@
 import type { HostPort } from '../config/address.js';
 import type { ConfigIssue } from '../config/issues.js';
-import type { RouteSpec, ServiceSpec } from '../config/routing-schema.js';
+import type { RegionSpec, RouteSpec, ServiceSpec } from '../config/routing-schema.js';
 import type { Location } from '../geo/distance.js';
 import type { EndpointHealth, OutlierSpec } from '../health/endpoint-health.js';
 import type { RequestSeries } from '../observability/metrics.js';
@@ -17,6 +17,8 @@ export interface Region {
   readonly name: string;
   /** Declaration order: the last-resort steering order. */
   readonly index: number;
+  /** The validated object it was compiled from: a table built from the same one can reuse it. */
+  readonly spec: RegionSpec;
   readonly location: Location;
   readonly countries: readonly string[];
   readonly drain: boolean;

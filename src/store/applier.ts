@@ -1,7 +1,5 @@
-import { isDeepStrictEqual } from 'node:util';
-import { compileTable, tableEndpoints, type CompileContext } from '../config/compile.js';
-import type { ConfigIssue } from '../config/issues.js';
-import { validateRoutingObjects } from '../config/routing-validate.js';
+import { compileTableSliced, tableEndpoints, type CompileContext } from '../config/compile.js';
+import { formatIssue, reasonOf, type ConfigIssue } from '../config/issues.js';
 import type { RoutingDocument } from '../config/routing-schema.js';
 import type { Origin } from '../geo/origin.js';
 import type { HealthRegistry } from '../health/registry.js';
@@ -11,22 +9,27 @@ import type { UpstreamRegistry } from '../proxy/upstream.js';
 import type { RoutingTable, TableSource } from '../routing/table.js';
 import { writeSnapshot } from './snapshot.js';
 
-/** A whole routing document as a store delivers it. */
+/** A whole routing document as a store delivers it, already validated as one. */
 export interface StoreSnapshot {
   readonly source: TableSource;
-  readonly document: unknown;
+  /** Validated objects without problems; an object unchanged since the last snapshot keeps its identity. */
+  readonly doc: RoutingDocument;
+  /** The document as written, as JSON: what the last-good snapshot keeps. Called only when one is saved. */
+  rawJson(): string;
   /** Revision given by the source (etcd, snapshot file); file sources count applies instead. */
   readonly revision?: number;
   /** True when serving from a copy that may be behind the source of truth. */
   readonly stale?: boolean;
-  /** Problems the store found itself (etcd keys rejected on their own), shown with the table's. */
-  readonly keyIssues?: readonly ConfigIssue[];
+  /** Changes the store held back on its own (etcd keys): listed with the table's state, the rest applies. */
+  readonly heldBack?: readonly ConfigIssue[];
 }
 
 /** The outcome of one apply. */
 export type ApplyResult =
-  | { readonly result: 'applied'; readonly table: RoutingTable; readonly issues: readonly ConfigIssue[] }
+  | { readonly result: 'applied'; readonly table: RoutingTable }
   | { readonly result: 'unchanged' }
+  /** A newer snapshot arrived while this one waited: only the newest is built. */
+  | { readonly result: 'superseded' }
   | { readonly result: 'rejected'; readonly issues: readonly ConfigIssue[] };
 
 /** Collaborators of the applier. */
@@ -40,20 +43,34 @@ export interface ApplierOptions {
   readonly snapshotPath: string | null;
   /** Identity of the source, recorded in the snapshot (`file:/abs/path`, `etcd:/prefix/`). */
   readonly origin: string;
-  /** Reject the whole document when any object has a problem (file store), instead of disabling that object. */
-  readonly rejectOnIssues: boolean;
+}
+
+type Update = { readonly kind: 'apply'; readonly snapshot: StoreSnapshot } | { readonly kind: 'reject'; readonly source: TableSource; readonly issues: readonly ConfigIssue[] };
+
+/** Whether two documents hold the very same objects (by identity) under the same names. */
+function sameObjects(a: RoutingDocument, b: RoutingDocument): boolean {
+  for (const kind of ['regions', 'services', 'routes'] as const) {
+    const x = a[kind] as Record<string, unknown>;
+    const y = b[kind] as Record<string, unknown>;
+    const names = Object.keys(x);
+    if (names.length !== Object.keys(y).length) return false;
+    for (const name of names) if (x[name] !== y[name]) return false;
+  }
+  return true;
 }
 
 /**
- * The one swap point. Validates and compiles each snapshot into a new
- * RoutingTable beside the one in force, then swaps it in with one assignment.
- * A rejected snapshot leaves the table in force untouched and its problems in
- * `issues`, the admin state and the logs.
+ * The one swap point. The table in force only ever moves to a table that
+ * validates as a whole: each snapshot is compiled beside the table in force
+ * (spread over the event loop, reusing what did not change) and swapped in
+ * with one assignment; a refused change leaves the table in force untouched,
+ * its problems in `issues`, the admin state, the logs and the metrics.
+ * Snapshots are handled one at a time; of several waiting, only the newest is built.
  */
 export class TableApplier {
   /** The routing table in force, or null before the first apply. */
   current: RoutingTable | null = null;
-  /** Problems of the latest snapshot (rejected, or disabled objects). */
+  /** Problems to show: why the latest change was refused, or the changes the store held back. */
   issues: readonly ConfigIssue[] = [];
   stale = false;
   appliedAt: Date | null = null;
@@ -61,58 +78,93 @@ export class TableApplier {
   #document: RoutingDocument | null = null;
   #fileRevision = 0;
   #snapshotWrite: Promise<void> = Promise.resolve();
+  #queue: Promise<unknown> = Promise.resolve();
+  #latest = 0;
 
   constructor(options: ApplierOptions) {
     this.#options = options;
   }
 
-  /** Validates, compiles and (when clean enough) swaps in a snapshot. */
-  apply(snapshot: StoreSnapshot): ApplyResult {
+  /** Compiles and (when it builds cleanly) swaps in a validated snapshot. */
+  apply(snapshot: StoreSnapshot): Promise<ApplyResult> {
+    return this.#enqueue({ kind: 'apply', snapshot });
+  }
+
+  /** Records a change that was refused before it became a document (unreadable, malformed, invalid). */
+  reject(source: TableSource, issues: readonly ConfigIssue[]): Promise<ApplyResult> {
+    return this.#enqueue({ kind: 'reject', source, issues });
+  }
+
+  /**
+   * Marks the table in force as possibly behind its source (the source is
+   * unreachable) or current again. A table served from the snapshot stays stale
+   * until the source itself replaces it.
+   */
+  markStale(stale: boolean): void {
+    if (this.current?.source !== 'snapshot') this.stale = stale;
+  }
+
+  /** Why the node cannot serve yet, or null once a table is in force. */
+  notReadyReason(): string | null {
+    if (this.current !== null) return null;
+    const first = this.issues[0];
+    return first === undefined ? 'no routing table has been loaded yet' : `no routing table in force: ${formatIssue(first)}`;
+  }
+
+  /** Resolves once the updates queued so far are handled and the latest snapshot write has finished. */
+  async flush(): Promise<void> {
+    await this.#queue;
+    await this.#snapshotWrite;
+  }
+
+  #enqueue(update: Update): Promise<ApplyResult> {
+    const ticket = ++this.#latest;
+    const run = this.#queue.then(() => (ticket === this.#latest || update.kind === 'reject' ? this.#handle(update) : ({ result: 'superseded' } as const)));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #handle(update: Update): Promise<ApplyResult> {
+    if (update.kind === 'reject') return this.#refuse(update.source, update.issues);
+    const { snapshot } = update;
     const { metrics, logger } = this.#options;
-    const { doc, issues, rejected } = validateRoutingObjects(snapshot.document);
     const stale = snapshot.stale ?? false;
-    const keyIssues = snapshot.keyIssues ?? [];
-    if (this.current !== null && this.current.source === snapshot.source && this.stale === stale && isDeepStrictEqual(doc, this.#document) && issues.length === 0) {
-      this.issues = keyIssues;
-      metrics.configObjectsRejected.set(keyIssues.length);
+    const heldBack = snapshot.heldBack ?? [];
+    if (this.current !== null && this.current.source === snapshot.source && this.stale === stale && this.#document !== null && sameObjects(snapshot.doc, this.#document)) {
+      this.#show(heldBack);
       metrics.configReloads.inc({ source: snapshot.source, result: 'unchanged' });
       return { result: 'unchanged' };
     }
     const revision = snapshot.revision ?? this.#fileRevision + 1;
-    const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#bindings(), rejected };
-    const compiled = compileTable(doc, context);
-    const all = [...keyIssues, ...issues, ...compiled.issues];
-    if (all.length > 0 && this.#options.rejectOnIssues) {
-      this.issues = all;
-      metrics.configReloads.inc({ source: snapshot.source, result: 'rejected' });
-      metrics.configObjectsRejected.set(all.length);
-      logger.error({ source: snapshot.source, errors: all.map((i) => `${i.path}: ${i.message}`) }, 'routing table rejected; the table in force stays');
-      return { result: 'rejected', issues: all };
+    const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#bindings() };
+    const compiled = await compileTableSliced(snapshot.doc, context, this.current);
+    if (compiled.issues.length > 0) {
+      // The store validated the document as a whole, so this is a disagreement between checks: keep serving, say so.
+      if (this.current !== null) this.#retain(this.current);
+      return this.#refuse(snapshot.source, [...heldBack, ...compiled.issues]);
     }
-    this.#swap(compiled.table, doc, stale);
+    this.#swap(compiled.table, snapshot.doc, stale);
     if (snapshot.revision === undefined) this.#fileRevision = revision;
-    this.issues = all;
+    this.#show(heldBack);
     metrics.configReloads.inc({ source: snapshot.source, result: 'applied' });
-    metrics.configObjectsRejected.set(all.length);
-    logger.info(
-      { source: snapshot.source, revision, stale, routes: compiled.table.routes.size, services: compiled.table.services.size, regions: compiled.table.regions.size },
-      'routing table applied',
-    );
-    if (snapshot.source !== 'snapshot' && this.#options.snapshotPath !== null) this.#saveSnapshot(snapshot.source, revision, snapshot.document);
-    return { result: 'applied', table: compiled.table, issues: all };
+    const table = compiled.table;
+    logger.info({ source: snapshot.source, revision, stale, routes: table.routes.size, services: table.services.size, regions: table.regions.size }, 'routing table applied');
+    if (snapshot.source !== 'snapshot' && this.#options.snapshotPath !== null) this.#saveSnapshot(snapshot.source, revision, snapshot);
+    return { result: 'applied', table };
   }
 
-  /** Records problems of a snapshot that could not even be read or parsed. */
-  reject(source: TableSource, issues: readonly ConfigIssue[]): void {
+  #refuse(source: TableSource, issues: readonly ConfigIssue[]): ApplyResult {
+    const { metrics, logger } = this.#options;
+    this.#show(issues);
+    metrics.configReloads.inc({ source, result: 'rejected' });
+    for (const reason of new Set(issues.map(reasonOf))) metrics.configRejected.inc({ source, reason });
+    logger.warn({ source, errors: issues.map(formatIssue) }, 'routing table change rejected; the table in force stays');
+    return { result: 'rejected', issues };
+  }
+
+  #show(issues: readonly ConfigIssue[]): void {
     this.issues = issues;
-    this.#options.metrics.configReloads.inc({ source, result: 'rejected' });
     this.#options.metrics.configObjectsRejected.set(issues.length);
-    this.#options.logger.error({ source, errors: issues.map((i) => `${i.path}: ${i.message}`) }, 'routing table rejected; the table in force stays');
-  }
-
-  /** Resolves once the latest snapshot write has finished. */
-  async flush(): Promise<void> {
-    await this.#snapshotWrite;
   }
 
   #bindings(): CompileContext['bindings'] {
@@ -123,22 +175,27 @@ export class TableApplier {
     };
   }
 
+  /** Keeps pools and health checks of exactly this table's endpoints. */
+  #retain(table: RoutingTable): void {
+    const endpoints = tableEndpoints(table);
+    this.#options.upstreams.retain(endpoints.map((ep) => ep.upstream));
+    this.#options.health.retain(endpoints.map((ep) => ep.health));
+  }
+
   #swap(table: RoutingTable, doc: RoutingDocument, stale: boolean): void {
     this.current = table;
     this.#document = doc;
     this.stale = stale;
     this.appliedAt = new Date();
-    const endpoints = tableEndpoints(table);
-    this.#options.upstreams.retain(endpoints.map((ep) => ep.upstream));
-    this.#options.health.retain(endpoints.map((ep) => ep.health));
+    this.#retain(table);
     this.#options.metrics.retainRoutes(new Set(table.routes.keys()));
     this.#options.metrics.configRevision.set(table.revision);
   }
 
-  #saveSnapshot(source: 'file' | 'etcd', revision: number, document: unknown): void {
+  #saveSnapshot(source: 'file' | 'etcd', revision: number, snapshot: StoreSnapshot): void {
     const path = this.#options.snapshotPath as string;
     this.#snapshotWrite = this.#snapshotWrite
-      .then(() => writeSnapshot(path, { source, origin: this.#options.origin, revision, document }))
+      .then(() => writeSnapshot(path, { source, origin: this.#options.origin, revision, documentJson: snapshot.rawJson() }))
       .catch((err: Error) => this.#options.logger.warn({ err: err.message, path }, 'cannot write last-good snapshot'));
   }
 }

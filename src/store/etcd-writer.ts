@@ -1,7 +1,9 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Etcd3 } from 'etcd3';
+import { ConfigError, formatIssue, type ConfigIssue } from '../config/issues.js';
 import type { ObjectKind } from '../config/routing-schema.js';
 import { OBJECT_KINDS } from '../config/routing-validate.js';
+import { EtcdKeyState } from './etcd-keys.js';
 
 /** One routing key as read from etcd, with the revision that last changed it. */
 export interface StoredKey {
@@ -69,6 +71,28 @@ export function planApply(prefix: string, document: Record<string, unknown>, cur
 }
 
 /**
+ * Judges a plan as a router would: the keys as read, then the plan as one
+ * revision. Returns what it would refuse: every key the plan writes that a
+ * router would hold back or reject, and problems the plan would add elsewhere.
+ */
+export async function judgePlan(prefix: string, current: ReadonlyMap<string, StoredKey>, plan: readonly KeyPlan[]): Promise<ConfigIssue[]> {
+  const state = new EtcdKeyState(prefix);
+  await state.update([...current.values()].map((k) => ({ key: k.key, value: k.value })));
+  const before = new Set([...state.refusals(), ...state.documentIssues()].map(formatIssue));
+  const changes = plan.filter((p) => p.action !== 'unchanged');
+  await state.update(changes.map((p) => ({ key: p.key, value: p.action === 'delete' ? null : (p.value as string) })));
+  const written = new Set(changes.map((p) => p.key));
+  const after = [...state.refusals(), ...state.documentIssues()];
+  return after.filter((issue) => written.has(issue.path) || !before.has(formatIssue(issue)));
+}
+
+/** Refuses a plan a router would not apply in full: throws ConfigError listing why, having written nothing. */
+export async function ensureAcceptable(prefix: string, current: ReadonlyMap<string, StoredKey>, plan: readonly KeyPlan[]): Promise<void> {
+  const problems = await judgePlan(prefix, current, plan);
+  if (problems.length > 0) throw new ConfigError(problems.map((p) => ({ ...p, message: `${p.message} (refused: nothing was written)` })));
+}
+
+/**
  * Writes a plan in one transaction that fails if any key it touches changed
  * since `current` was read (created keys must still be absent). Returns the
  * revision of the write; throws ConflictError when another writer got there first.
@@ -92,7 +116,8 @@ export async function commitPlan(client: Etcd3, plan: readonly KeyPlan[], curren
 /**
  * Read-modify-write of one or more keys with compare-and-swap, retried a few
  * times when another writer changed them in between. `edit` receives the
- * parsed current values and returns the new ones (or throws to refuse).
+ * parsed current values and returns the new ones (or throws to refuse); the
+ * result is refused, unwritten, when a router would not apply all of it.
  */
 export async function editKeys(
   client: Etcd3,
@@ -108,6 +133,7 @@ export async function editKeys(
       if (existing !== undefined && sameJson(existing.value, value)) return { action: 'unchanged', key };
       return { action: existing === undefined ? 'create' : 'update', key, value: JSON.stringify(value) };
     });
+    await ensureAcceptable(prefix, current, plan);
     try {
       const revision = await commitPlan(client, plan, current);
       return { revision, changed: plan.filter((p) => p.action !== 'unchanged').map((p) => p.key) };

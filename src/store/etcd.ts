@@ -1,15 +1,21 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
-import type { ConfigIssue } from '../config/issues.js';
+import { reasonOf, type ConfigIssue } from '../config/issues.js';
+import type { RoutingDocument } from '../config/routing-schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { EtcdKeyState, type KeyChange } from './etcd-keys.js';
+import { EtcdKeyState, type KeyChange, type KeyUpdate } from './etcd-keys.js';
 
-/** A whole routing document assembled from etcd at one revision. */
+/** The routing objects in force in etcd at one revision. */
 export interface EtcdSnapshot {
   readonly revision: number;
-  readonly document: unknown;
-  /** Keys whose current value is rejected (their last valid version is in the document). */
-  readonly keyIssues: readonly ConfigIssue[];
+  /** Validated objects; unchanged ones keep their identity from one snapshot to the next. */
+  readonly doc: RoutingDocument;
+  /** Problems that keep the objects from being a table at all (no routes): apply nothing. */
+  readonly issues: readonly ConfigIssue[];
+  /** Keys whose value in etcd is held back or refused (what stays is in `doc`). */
+  readonly heldBack: readonly ConfigIssue[];
+  /** The objects in force as written in etcd, as JSON (for the last-good snapshot). */
+  rawJson(): string;
 }
 
 /** Connection state shown in the admin state and metrics. */
@@ -44,11 +50,16 @@ export class EtcdStore {
   #closed = false;
   #watcher: Watcher | null = null;
   #wake: (() => void) | null = null;
+  /** Revisions are judged one after another, in order, even though judging one may give way to the event loop. */
+  #work: Promise<void> = Promise.resolve();
   /** Health views published by the fleet's nodes, by node name. */
   readonly #nodes = new Map<string, unknown>();
 
-  constructor(client: Etcd3, prefix: string, logger: Logger, metrics: Metrics) {
+  readonly #onState: (state: EtcdState) => void;
+
+  constructor(client: Etcd3, prefix: string, logger: Logger, metrics: Metrics, onState: (state: EtcdState) => void = () => undefined) {
     this.#client = client;
+    this.#onState = onState;
     this.#keys = new EtcdKeyState(prefix);
     this.#logger = logger;
     this.#metrics = metrics;
@@ -107,15 +118,15 @@ export class EtcdStore {
       try {
         const listed = await this.#client.getAll().prefix(this.#keys.prefix).exec();
         if (this.#closed) return;
-        this.#keys.clear();
-        this.#nodes.clear();
         const all = listed.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString() }));
-        this.#keys.update(all);
-        this.#noteNodes(all);
-        this.#revision = Number(listed.header.revision);
+        const revision = Number(listed.header.revision);
         this.#setState('connected');
         backoff = BACKOFF_MIN_MS;
-        this.#emit(onSnapshot);
+        await this.#judge(revision, onSnapshot, () => {
+          this.#nodes.clear();
+          this.#noteNodes(all);
+          return this.#keys.replaceAll(all);
+        }, true);
         await this.#watch(this.#revision + 1, onSnapshot);
       } catch (err) {
         if (this.#closed) return;
@@ -139,10 +150,8 @@ export class EtcdStore {
       this.#wake = resolve;
       watcher.on('data', (res: IWatchResponse) => {
         const changes: KeyChange[] = res.events.map((e) => ({ key: e.kv.key.toString(), value: e.type === 'Delete' ? null : e.kv.value.toString() }));
-        const touched = this.#keys.update(changes);
         this.#noteNodes(changes);
-        this.#revision = Math.max(this.#revision, Number(res.header.revision));
-        if (touched) this.#emit(onSnapshot);
+        void this.#judge(Number(res.header.revision), onSnapshot, () => this.#keys.update(changes), false);
       });
       watcher.on('disconnected', (err: Error) => this.#setState('disconnected', err.message));
       watcher.on('connected', () => this.#setState('connected'));
@@ -159,17 +168,34 @@ export class EtcdStore {
     }
   }
 
-  #emit(onSnapshot: (snapshot: EtcdSnapshot) => void): void {
-    const keyIssues = this.#keys.issues();
-    for (const issue of keyIssues) this.#logger.warn({ key: issue.path, reason: issue.message }, 'etcd key rejected');
-    this.#metrics.etcdKeysRejected.set(keyIssues.length);
-    onSnapshot({ revision: this.#revision, document: this.#keys.document(), keyIssues });
+  /**
+   * Queues the judging of one revision behind the ones before it, then hands
+   * the objects in force to `onSnapshot` when they changed (always after a
+   * listing). Refused keys are logged and counted once each.
+   */
+  #judge(revision: number, onSnapshot: (snapshot: EtcdSnapshot) => void, judge: () => Promise<KeyUpdate>, listing: boolean): Promise<void> {
+    this.#work = this.#work.then(async () => {
+      if (this.#closed) return;
+      const update = await judge();
+      this.#revision = Math.max(this.#revision, revision);
+      for (const issue of update.rejected) {
+        this.#logger.warn({ key: issue.path, reason: reasonOf(issue), error: issue.message }, 'etcd key rejected; what is in force stays');
+        this.#metrics.configRejected.inc({ source: 'etcd', reason: reasonOf(issue) });
+      }
+      const heldBack = this.#keys.issues();
+      this.#metrics.etcdKeysRejected.set(heldBack.length);
+      if (!update.changed && !listing && update.rejected.length === 0) return;
+      const keys = this.#keys;
+      onSnapshot({ revision: this.#revision, doc: keys.document(), issues: keys.documentIssues(), heldBack, rawJson: () => keys.rawJson() });
+    }).catch((err: Error) => this.#logger.error({ err: err.message, revision }, 'etcd revision could not be judged; the table in force stays'));
+    return this.#work;
   }
 
   #setState(state: EtcdState, reason?: string): void {
     if (state === this.#state) return;
     this.#state = state;
     this.#metrics.etcdConnected.set(state === 'connected' ? 1 : 0);
+    this.#onState(state);
     if (state === 'connected') this.#logger.info({ revision: this.#revision }, 'etcd connected');
     else this.#logger.warn({ reason }, `etcd ${state}`);
   }

@@ -1,93 +1,139 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { parseConfigText } from '../config/document.js';
-import { ConfigError } from '../config/issues.js';
+import type { ConfigIssue } from '../config/issues.js';
+import { DocumentDecoder } from '../config/routing-lines.js';
+import type { RoutingParser } from '../config/routing-parser.js';
+import type { RoutingDocument } from '../config/routing-schema.js';
 import type { Logger } from '../observability/logger.js';
 
-/** Coalesces the several events an editor's save produces into one read. */
+/** How long a file must keep the same size and times before it is read: editors and tools write in several steps. */
 const SETTLE_MS = 25;
+/** A file still changing after this long is read anyway (a log-like file that never settles must not block reloads). */
+const MAX_SETTLE_MS = 2_000;
 /** Fallback poll for filesystems where change events do not arrive (network mounts, some containers). */
 const POLL_MS = 2_000;
+/** Larger files are refused before parsing: a routing table of tens of thousands of objects is a few MiB. */
+export const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
-/** What a file store emits: a whole parsed document, or the reason there is none. */
-export type FileSnapshot = { readonly ok: true; readonly document: unknown } | { readonly ok: false; readonly error: ConfigError };
+/** What a file store emits: a whole validated document, or why there is none. */
+export type FileSnapshot =
+  | { readonly ok: true; readonly doc: RoutingDocument; readonly rawJson: string }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+/** A file's identity and version as stat shows them; 'missing' when it cannot be stat'ed. */
+async function version(path: string): Promise<string> {
+  try {
+    const s = await stat(path);
+    return `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
 
 /**
  * The embedded routing-table store: one YAML or JSON file, watched. Emits whole
- * documents, never patches; a save that leaves the bytes unchanged emits nothing.
- * Watches the directory, so editors that save by rename and symlink swaps
- * (Kubernetes ConfigMaps) are seen too.
+ * validated documents, never patches; a change is read only once the file has
+ * stopped changing, and a save that leaves the bytes unchanged emits nothing.
+ * Parsing and validation run on the parser's thread. Watches the directory, so
+ * editors that save by rename and symlink swaps (Kubernetes ConfigMaps) are seen too.
  */
 export class FileStore {
   readonly path: string;
   readonly #logger: Logger;
+  readonly #parser: RoutingParser;
+  readonly #decoder = new DocumentDecoder();
   #lastText: string | null = null;
+  /** The version of the file whose text is #lastText. */
+  #readVersion: string | null = null;
+  /** The version seen by the previous look while waiting for the file to settle, and since when it has been changing. */
+  #settling: { version: string; since: number } | null = null;
   #watcher: FSWatcher | null = null;
   #poll: NodeJS.Timeout | null = null;
   #settle: NodeJS.Timeout | null = null;
   #reading: Promise<void> = Promise.resolve();
+  #closed = false;
 
-  constructor(path: string, logger: Logger) {
+  constructor(path: string, logger: Logger, parser: RoutingParser) {
     this.path = path;
     this.#logger = logger;
+    this.#parser = parser;
   }
 
-  /** Reads and parses the file now. */
+  /** Reads, parses and validates the file now. */
   async read(): Promise<FileSnapshot> {
+    this.#readVersion = await version(this.path);
     let text: string;
     try {
+      const size = (await stat(this.path)).size;
+      if (size > MAX_FILE_BYTES) return this.#unreadable(`larger than ${MAX_FILE_BYTES / 1024 / 1024} MiB (${size} bytes)`);
       text = await readFile(this.path, 'utf8');
     } catch (err) {
-      this.#lastText = null;
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      return { ok: false, error: new ConfigError([{ path: this.path, message: `cannot read: ${code}` }]) };
+      return this.#unreadable(`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     this.#lastText = text;
-    try {
-      return { ok: true, document: parseConfigText(text, this.path) };
-    } catch (err) {
-      if (err instanceof ConfigError) return { ok: false, error: err };
-      throw err;
-    }
+    const parsed = await this.#parser.parse(text, this.path);
+    if (!parsed.ok) return { ok: false, issues: parsed.issues };
+    return { ok: true, doc: await this.#decoder.decode(parsed.encoded), rawJson: parsed.rawJson };
   }
 
-  /** Starts watching; `onChange` gets every changed document (or its parse error), one at a time. */
+  /** Starts watching; `onChange` gets every changed document (or its problems), one at a time. */
   watch(onChange: (snapshot: FileSnapshot) => void | Promise<void>): void {
-    const check = (): void => {
-      this.#reading = this.#reading.then(async () => {
-        let text: string | null;
-        try {
-          text = await readFile(this.path, 'utf8');
-        } catch {
-          text = null;
-        }
-        if (text === this.#lastText) return;
-        await onChange(await this.read());
-      });
-    };
-    const schedule = (): void => {
-      if (this.#settle !== null) clearTimeout(this.#settle);
-      this.#settle = setTimeout(check, SETTLE_MS);
-    };
     const name = basename(this.path);
     try {
       this.#watcher = watch(dirname(this.path), (_event, file) => {
-        if (file === null || file === name || file.startsWith('..')) schedule();
+        if (file === null || file === name || file.startsWith('..')) this.#schedule(onChange);
       });
       this.#watcher.on('error', (err) => this.#logger.warn({ err: err.message, file: this.path }, 'file watch failed; polling only'));
     } catch (err) {
       this.#logger.warn({ err: (err as Error).message, file: this.path }, 'cannot watch routes file; polling only');
     }
-    this.#poll = setInterval(check, POLL_MS);
+    this.#poll = setInterval(() => this.#look(onChange), POLL_MS);
     this.#poll.unref();
   }
 
   /** Stops watching. */
   async close(): Promise<void> {
+    this.#closed = true;
     this.#watcher?.close();
     if (this.#poll !== null) clearInterval(this.#poll);
     if (this.#settle !== null) clearTimeout(this.#settle);
     await this.#reading;
+  }
+
+  #unreadable(message: string): FileSnapshot {
+    this.#lastText = null;
+    return { ok: false, issues: [{ path: this.path, message, reason: 'unreadable' }] };
+  }
+
+  #schedule(onChange: (snapshot: FileSnapshot) => void | Promise<void>): void {
+    if (this.#closed) return;
+    if (this.#settle !== null) clearTimeout(this.#settle);
+    this.#settle = setTimeout(() => this.#look(onChange), SETTLE_MS);
+  }
+
+  /**
+   * One look at the file: read it only when its version is the same as at the
+   * previous look (it has settled) and differs from the version last read.
+   */
+  #look(onChange: (snapshot: FileSnapshot) => void | Promise<void>): void {
+    this.#reading = this.#reading
+      .then(async () => {
+        if (this.#closed) return;
+        const now = await version(this.path);
+        const settling = this.#settling;
+        if (now === this.#readVersion && settling === null) return;
+        if (settling === null || (settling.version !== now && Date.now() - settling.since < MAX_SETTLE_MS)) {
+          this.#settling = { version: now, since: settling?.since ?? Date.now() };
+          this.#schedule(onChange);
+          return;
+        }
+        this.#settling = null;
+        const previous = this.#lastText;
+        const snapshot = await this.read();
+        if (this.#lastText !== null && this.#lastText === previous) return;
+        await onChange(snapshot);
+      })
+      .catch((err: Error) => this.#logger.error({ err: err.message, file: this.path }, 'routes file change could not be handled; the table in force stays'));
   }
 }

@@ -34,6 +34,8 @@ export class FleetPublisher {
   readonly #view: () => NodeView;
   readonly #logger: Logger;
   #lease: Lease | null = null;
+  /** Whether publishing is failing: trouble is logged once when it starts and once when it ends, not per retry. */
+  #failing = false;
   #timer: NodeJS.Timeout | null = null;
   #lastWrite = 0;
   #writing: Promise<void> = Promise.resolve();
@@ -72,15 +74,18 @@ export class FleetPublisher {
       if (this.#lease === null || this.#lease.revoked()) {
         const lease = this.#client.lease(FLEET_TTL_SECONDS, { autoKeepAlive: true });
         lease.on('lost', (err) => {
-          this.#logger.warn({ err: err.message }, 'fleet lease lost; it is renewed with the next write');
+          if (!this.#failing) this.#logger.warn({ err: err.message }, 'fleet lease lost; it is renewed with the next write');
           if (this.#lease === lease) this.#lease = null;
           this.changed();
         });
         this.#lease = lease;
       }
       await this.#lease.put(this.#key).value(JSON.stringify(this.#view()));
+      if (this.#failing) this.#logger.info({ key: this.#key }, 'fleet view published again');
+      this.#failing = false;
     } catch (err) {
-      this.#logger.warn({ err: (err as Error).message, key: this.#key }, 'cannot publish the fleet view; retrying');
+      if (!this.#failing) this.#logger.warn({ err: (err as Error).message, key: this.#key }, 'cannot publish the fleet view; retrying every 2 s');
+      this.#failing = true;
       this.#lease?.release();
       this.#lease = null;
       const retry = setTimeout(() => this.changed(), 2_000);

@@ -15,12 +15,20 @@ export interface SnapshotFile {
   readonly document: unknown;
 }
 
-/** Writes the snapshot atomically: a temporary file in the same directory, then a rename. */
-export async function writeSnapshot(path: string, snapshot: Omit<SnapshotFile, 'format' | 'savedAt'>): Promise<void> {
-  const body: SnapshotFile = { format: 1, savedAt: new Date().toISOString(), ...snapshot };
+/** What is saved: the snapshot's fields, with the document already serialised as JSON. */
+export type SnapshotToWrite = Omit<SnapshotFile, 'format' | 'savedAt' | 'document'> & { readonly documentJson: string };
+
+/**
+ * Writes the snapshot atomically: a temporary file in the same directory, then
+ * a rename. The document arrives serialised, so a large table costs no
+ * stringify on the event loop.
+ */
+export async function writeSnapshot(path: string, snapshot: SnapshotToWrite): Promise<void> {
+  const { documentJson, ...fields } = snapshot;
+  const head = JSON.stringify({ format: 1, savedAt: new Date().toISOString(), ...fields });
   await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+  await writeFile(temp, `${head.slice(0, -1)},"document":${documentJson}}\n`, { mode: 0o600 });
   await rename(temp, path);
 }
 
