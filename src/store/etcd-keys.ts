@@ -35,6 +35,8 @@ function shown(problem: { readonly issue: ConfigIssue; readonly outcome: string 
 
 /** What one update did. */
 export interface KeyUpdate {
+  /** Whether any routing key was touched (its objects or its problems may have changed). */
+  readonly touched: boolean;
   /** Whether the objects in force changed. */
   readonly changed: boolean;
   /** Keys refused by this update, each once: logged and counted by the caller. */
@@ -71,8 +73,10 @@ export class EtcdKeyState {
   /** Applies the changes of one etcd revision, validating them in slices so a large revision never blocks the event loop. */
   async update(changes: readonly KeyChange[]): Promise<KeyUpdate> {
     const rejected: ConfigIssue[] = [];
+    let touched = false;
     let sliceStart = performance.now();
     for (const change of changes) {
+      touched ||= this.#locate(change.key) !== null;
       const problem = this.#record(change);
       if (problem !== null) rejected.push(problem);
       if (performance.now() - sliceStart >= SLICE_MS) {
@@ -81,7 +85,7 @@ export class EtcdKeyState {
       }
     }
     const resolved = this.#resolve();
-    return { changed: resolved.changed, rejected: [...rejected, ...resolved.rejected] };
+    return { touched, changed: resolved.changed, rejected: [...rejected, ...resolved.rejected] };
   }
 
   /**

@@ -170,8 +170,9 @@ export class EtcdStore {
 
   /**
    * Queues the judging of one revision behind the ones before it, then hands
-   * the objects in force to `onSnapshot` when they changed (always after a
-   * listing). Refused keys are logged and counted once each.
+   * the objects in force (and the keys held back) to `onSnapshot` when it
+   * touched routing keys, and after every listing. Refused keys are logged and
+   * counted once each.
    */
   #judge(revision: number, onSnapshot: (snapshot: EtcdSnapshot) => void, judge: () => Promise<KeyUpdate>, listing: boolean): Promise<void> {
     this.#work = this.#work.then(async () => {
@@ -184,7 +185,7 @@ export class EtcdStore {
       }
       const heldBack = this.#keys.issues();
       this.#metrics.etcdKeysRejected.set(heldBack.length);
-      if (!update.changed && !listing && update.rejected.length === 0) return;
+      if (!update.touched && !listing) return;
       const keys = this.#keys;
       onSnapshot({ revision: this.#revision, doc: keys.document(), issues: keys.documentIssues(), heldBack, rawJson: () => keys.rawJson() });
     }).catch((err: Error) => this.#logger.error({ err: err.message, revision }, 'etcd revision could not be judged; the table in force stays'));

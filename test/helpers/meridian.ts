@@ -1,6 +1,7 @@
 import { mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { buildStaticConfig } from '../../src/config/static-load.js';
 import { startMeridian, type Meridian } from '../../src/main.js';
@@ -23,8 +24,30 @@ export interface TestMeridian {
 /** Extra static configuration merged into the test defaults. */
 export type StaticOverrides = Record<string, Record<string, unknown>>;
 
+/** A pino destination that hands each JSON log line, parsed, to `onLine`. */
+function logCollector(onLine: (line: Record<string, unknown>) => void): NodeJS.WritableStream {
+  let buffered = '';
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) if (line.trim() !== '') onLine(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+}
+
+/** Options of a test Meridian besides its configuration. */
+export interface TestMeridianOptions {
+  /** Directory for the routes file and snapshot (a new temp dir by default). */
+  dir?: string;
+  /** Receives every log line at info level and above (logs are silent otherwise). */
+  onLog?: (line: Record<string, unknown>) => void;
+}
+
 /** Writes `doc` as YAML (or raw text when a string) to the routes file and starts Meridian on it. */
-export async function startTestMeridian(routes: unknown, overrides: StaticOverrides = {}, options: { dir?: string } = {}): Promise<TestMeridian> {
+export async function startTestMeridian(routes: unknown, overrides: StaticOverrides = {}, options: TestMeridianOptions = {}): Promise<TestMeridian> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'meridian-test-')));
   const routesFile = join(dir, 'routes.yaml');
   const writeRoutes = async (doc: unknown): Promise<void> => {
@@ -41,7 +64,8 @@ export async function startTestMeridian(routes: unknown, overrides: StaticOverri
   };
   for (const [section, values] of Object.entries(overrides)) raw[section] = { ...(raw[section] ?? {}), ...values };
   const config = buildStaticConfig(raw);
-  const meridian = await startMeridian(config, { logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), defaultMetrics: false });
+  const logger = options.onLog === undefined ? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') : createLogger('info', logCollector(options.onLog));
+  const meridian = await startMeridian(config, { logger, defaultMetrics: false });
   return {
     meridian,
     port: meridian.proxyAddress.port,
