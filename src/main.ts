@@ -36,7 +36,7 @@ export interface Meridian {
   readonly applier: TableApplier;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Graceful stop: readyz 503, in-flight requests finish (bounded by proxy.shutdownTimeout), listeners close. */
+  /** Graceful stop: readyz 503, the proxy serves on for proxy.shutdownDelay, in-flight requests finish (bounded by proxy.shutdownTimeout), listeners close. */
   close(): Promise<void>;
 }
 
@@ -231,10 +231,13 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      logger.info({ inFlight: proxy.inFlight, timeoutMs: config.proxy.shutdownTimeout }, 'shutting down: draining requests in flight');
-      await source.close();
+      const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
+      logger.info({ inFlight: proxy.inFlight, delayMs, timeoutMs }, 'shutting down: draining requests in flight');
+      // The proxy keeps serving through the delay on the table in force, so the
+      // routing source, GeoDNS and admin (readyz 503) stop only after it.
+      await proxy.close(timeoutMs, delayMs);
       await dns?.close();
-      await proxy.close(config.proxy.shutdownTimeout);
+      await source.close();
       health.close();
       await upstreams.closeAll(true);
       await admin.close();

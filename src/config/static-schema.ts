@@ -26,6 +26,8 @@ const proxySchema = z.strictObject({
   keepAliveTimeout: positiveDurationMs.default(5_000),
   /** On SIGTERM/SIGINT, how long in-flight requests may take before connections are closed. */
   shutdownTimeout: durationMs.default(30_000),
+  /** On SIGTERM/SIGINT, how long the listener keeps accepting (readyz 503) so load balancers can stop sending first. */
+  shutdownDelay: durationMs.default(0),
 }).refine((p) => p.requestTimeout === 0 || p.headersTimeout <= p.requestTimeout, {
   message: 'headersTimeout cannot exceed requestTimeout',
   path: ['headersTimeout'],
