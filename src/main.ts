@@ -206,7 +206,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     const outcome = await source.reload();
     return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
   };
-  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, config, applier, metrics, logger, isDraining: () => proxy.draining, reload,
+  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload,
     storeState: () => source.state(),
     partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geoDatabase === null ? {} : { geo: geoDatabase.state() }) }),
   });

@@ -156,7 +156,7 @@ t.test('while draining, every answer closes its connection: proxied, 100-continu
   t.equal(before.headers.connection, 'keep-alive', 'before shutdown connections are kept alive');
 
   const closed = m.close();
-  t.equal((await send(m.adminPort, { path: '/readyz' })).status, 503, 'readyz turns 503 at once');
+  t.equal((await send(m.adminPort, { path: '/readyz' })).text, 'not ready: shutting down\n', 'readyz says why at once');
   const proxied = await send(m.port, { headers: { host: 'web.test' }, agent });
   t.match(proxied, { status: 200, headers: { connection: 'close' } }, 'a proxied answer; new connections are still accepted');
   const body = 'hello';

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { formatHostPort, isLoopbackHost } from './address.js';
 import { cidr, durationMs, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
 
 const zoneName = z
@@ -33,10 +34,26 @@ const proxySchema = z.strictObject({
   path: ['headersTimeout'],
 });
 
-const adminSchema = z.strictObject({
-  listen: listenAddress.default({ host: '127.0.0.1', port: 9901 }),
-  token: z.string().default(''),
-});
+const adminSchema = z
+  .strictObject({
+    listen: listenAddress.default({ host: '127.0.0.1', port: 9901 }),
+    /** Bearer token for state, reload (and metrics when protected); required off loopback. */
+    token: z
+      .string()
+      .refine((t) => t === t.trim(), 'must not start or end with white space (clients cannot send it)')
+      .default(''),
+    /** Whether /metrics needs the token too. */
+    protectMetrics: z.boolean().default(false),
+  })
+  .superRefine((admin, ctx) => {
+    if (admin.token !== '') return;
+    if (!isLoopbackHost(admin.listen.host)) {
+      const where = formatHostPort(admin.listen);
+      ctx.addIssue({ code: 'custom', path: ['token'], message: `required when the admin listener (${where}) is not on loopback: set a token, or listen on 127.0.0.1` });
+    } else if (admin.protectMetrics) {
+      ctx.addIssue({ code: 'custom', path: ['protectMetrics'], message: 'needs admin.token: without one there is nothing to protect /metrics with' });
+    }
+  });
 
 const dnsSchema = z.strictObject({
   listen: listenAddress.default({ host: '127.0.0.1', port: 5353 }),
