@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
 import { send } from './helpers/client.js';
+import { parseRawResponse, rawConnect, streamRequest } from './helpers/data-plane.js';
 import { simpleRoutes, startTestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
-import { parseRawResponse, rawConnect, streamRequest } from './helpers/data-plane.js';
 import { spawnMeridian } from './helpers/process.js';
 import { startTraffic, type TrafficSample } from './helpers/traffic.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -54,8 +54,10 @@ t.test('SIGTERM: readyz turns 503, a slow request in flight finishes, the proces
 /** Client errors that mean a connection was cut under a request: what graceful shutdown must never cause. */
 const RESETS = new Set(['ECONNRESET', 'EPIPE']);
 const RUNS = 10;
-/** Runs go two at a time so that the test stays short; each has its own Meridian process. */
-const LANES = 2;
+/** Runs go five at a time (most of a run is the idle shutdown delay); each has its own Meridian process. */
+const LANES = 5;
+/** Load before SIGTERM: at least this long, and at least 100 answers. */
+const LOAD_MS = 1_000;
 
 /** What one SIGTERM run under load saw. */
 interface DrainRun {
@@ -76,8 +78,9 @@ interface DrainRun {
 async function drainRun(run: number, conf: string): Promise<DrainRun> {
   const proc = await spawnMeridian(['start', '--config', conf, '--log-level', 'info']);
   const traffic = startTraffic(proc.proxyPort, { workers: 8 });
+  const loadFrom = Date.now();
   try {
-    await waitFor(() => traffic.samples.length >= 300, 'load before SIGTERM', 10_000);
+    await waitFor(() => Date.now() - loadFrom >= LOAD_MS && traffic.samples.length >= 100, 'load before SIGTERM', 10_000);
     // A failed check counts as not ready too, as it does for a load balancer.
     const notReady = (): Promise<boolean> => send(proc.adminPort, { path: '/readyz', timeoutMs: 1_000 }).then((r) => r.status === 503, () => true);
     const watcher = waitFor(async () => ((await notReady()) ? Date.now() : 0), 'readyz to turn 503', 5_000, 150);
