@@ -25,7 +25,7 @@ const proxySchema = z.strictObject({
   requestTimeout: durationMs.default(300_000),
   /** How long an idle client keep-alive connection stays open. */
   keepAliveTimeout: positiveDurationMs.default(5_000),
-  /** On SIGTERM/SIGINT, how long in-flight requests may take before connections are closed. */
+  /** On SIGTERM/SIGINT, once the listener has closed, how long in-flight requests may take before connections are closed. */
   shutdownTimeout: durationMs.default(30_000),
   /** On SIGTERM/SIGINT, how long the listener keeps accepting (readyz 503) so load balancers can stop sending first. */
   shutdownDelay: durationMs.default(0),
