@@ -6,6 +6,7 @@ import t from 'tap';
 import { stringify } from 'yaml';
 import { send } from './helpers/client.js';
 import { parseRawResponse, rawConnect, streamRequest } from './helpers/data-plane.js';
+import { dig } from './helpers/dig.js';
 import { simpleRoutes, startTestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
 import { spawnMeridian } from './helpers/process.js';
@@ -131,7 +132,7 @@ t.test('SIGTERM with proxy.shutdownDelay under keep-alive load: no reset, no ref
   t.ok(afterNotice > 0, `answers while draining were seen (${afterNotice})`);
 });
 
-t.test('while draining, every answer closes its connection: proxied, 100-continue, early hints, errors, refused upgrades', async (t) => {
+t.test('while draining, GeoDNS and admin answer and every proxy answer closes its connection: proxied, 100-continue, early hints, errors, refused upgrades', async (t) => {
   const up = await startUpstream('a');
   up.handle((req, res) => {
     if (req.url === '/hints') res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
@@ -146,7 +147,7 @@ t.test('while draining, every answer closes its connection: proxied, 100-continu
       },
       routes: { web: { hosts: ['web.test'], service: 'web' }, dead: { hosts: ['dead.test'], service: 'dead' } },
     },
-    { proxy: { shutdownDelay: '2s' } },
+    { proxy: { shutdownDelay: '2s' }, dns: { listen: '127.0.0.1:0', zones: [{ name: 'example.com', nameservers: ['ns1.example.com'] }] } },
   );
   t.teardown(async () => {
     await m.close();
@@ -160,6 +161,7 @@ t.test('while draining, every answer closes its connection: proxied, 100-continu
 
   const closed = m.close();
   t.equal((await send(m.adminPort, { path: '/readyz' })).text, 'not ready: shutting down\n', 'readyz says why at once');
+  t.equal((await dig(m.dnsPort as number, ['example.com', 'SOA'])).status, 'NOERROR', 'GeoDNS still answers');
   const proxied = await send(m.port, { headers: { host: 'web.test' }, agent });
   t.match(proxied, { status: 200, headers: { connection: 'close' } }, 'a proxied answer; new connections are still accepted');
   const body = 'hello';
