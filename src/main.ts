@@ -35,7 +35,7 @@ export interface Meridian {
   readonly applier: TableApplier;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Graceful stop: readyz 503, in-flight requests finish (bounded by proxy.shutdownTimeout), listeners close. */
+  /** Graceful stop: readyz 503, the proxy serves on for proxy.shutdownDelay, in-flight requests finish (bounded by proxy.shutdownTimeout), listeners close. */
   close(): Promise<void>;
 }
 
@@ -98,7 +98,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     const outcome = await source.reload();
     return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
   };
-  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, config, applier, metrics, logger, isDraining: () => proxy.draining, reload,
+  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload,
     storeState: () => source.state(),
     partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geoDatabase === null ? {} : { geo: geoDatabase.state() }) }),
   });
@@ -124,10 +124,13 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      logger.info({ inFlight: proxy.inFlight, timeoutMs: config.proxy.shutdownTimeout }, 'shutting down: draining requests in flight');
-      await source.close();
+      const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
+      logger.info({ inFlight: proxy.inFlight, delayMs, timeoutMs }, 'shutting down: draining requests in flight');
+      // The proxy keeps serving through the delay on the table in force, so the
+      // routing source, GeoDNS and admin (readyz 503) stop only after it.
+      await proxy.close(timeoutMs, delayMs);
       await dns?.close();
-      await proxy.close(config.proxy.shutdownTimeout);
+      await source.close();
       health.close();
       await upstreams.closeAll(true);
       await admin.close();

@@ -67,7 +67,11 @@ t.test('start: configuration errors exit 1 with every problem; a busy port exits
   await writeFile(conf, 'proxy: {listen: ":0", trustedProxies: [bad]}\nadmin: {listen: ":0"}\nstore: {file: nowhere.yaml}\ngeo: {networks: [{cidr: "10.0.0.0/8"}]}\n');
   const res = await runCli(['start', '--config', conf]);
   t.equal(res.code, 1);
-  t.same(res.stderr.trim().split('\n').sort(), ['geo.networks[0]: give exactly one of region or location', 'proxy.trustedProxies[0]: "bad" is not an IP address or CIDR block']);
+  t.same(res.stderr.trim().split('\n').sort(), [
+    'admin.token: required when the admin listener (0.0.0.0:0) is not on loopback: set a token, or listen on 127.0.0.1',
+    'geo.networks[0]: give exactly one of region or location',
+    'proxy.trustedProxies[0]: "bad" is not an IP address or CIDR block',
+  ]);
 
   const routes = join(dir, 'routes.yaml');
   await writeFile(routes, 'regions: {}\nroutes: {}\n');

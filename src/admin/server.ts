@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../config/address.js';
@@ -6,12 +5,16 @@ import type { StaticConfig } from '../config/static-schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TableApplier } from '../store/applier.js';
+import { BearerToken } from './auth.js';
 import { buildState } from './state.js';
 
 /** What the admin listener reads and can ask for. */
 export interface AdminOptions {
   readonly listen: HostPort;
+  /** Bearer token for state, reload (and metrics when protected); empty: open. */
   readonly token: string;
+  /** Whether /metrics needs the token too. */
+  readonly protectMetrics: boolean;
   readonly config: StaticConfig;
   readonly applier: TableApplier;
   readonly metrics: Metrics;
@@ -35,25 +38,24 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Compares a bearer token in constant time. */
-function authorised(req: IncomingMessage, token: string): boolean {
-  if (token === '') return true;
-  const header = req.headers.authorization ?? '';
-  const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-  const wanted = Buffer.from(token);
-  return given.length === wanted.length && timingSafeEqual(given, wanted);
+function sendUnauthorised(res: ServerResponse): void {
+  res.setHeader('www-authenticate', 'Bearer realm="meridian-admin"');
+  sendJson(res, 401, { error: 'unauthorised', message: 'a valid bearer token is required (Authorization: Bearer <admin.token>)' });
 }
 
 /**
  * The admin listener: liveness, readiness, Prometheus metrics, the state
- * document, and a reload trigger (bearer token required when configured).
+ * document, and a reload trigger. With a token configured, state and reload
+ * (and metrics when protected) need it; liveness and readiness never do.
  */
 export class AdminServer {
   readonly server: Server;
   readonly #options: AdminOptions;
+  readonly #token: BearerToken;
 
   constructor(options: AdminOptions) {
     this.#options = options;
+    this.#token = new BearerToken(options.token);
     this.server = createServer((req, res) => {
       this.#handle(req, res).catch((err: Error) => {
         options.logger.error({ err: err.message, url: req.url }, 'admin request failed');
@@ -65,7 +67,14 @@ export class AdminServer {
 
   /** Whether a routing table is in force and the node is not shutting down. */
   get ready(): boolean {
-    return this.#options.applier.current !== null && !this.#options.isDraining();
+    return this.notReadyReason === null;
+  }
+
+  /** Why readyz answers 503, or null when ready. */
+  get notReadyReason(): string | null {
+    if (this.#options.isDraining()) return 'shutting down';
+    if (this.#options.applier.current === null) return 'no routing table in force';
+    return null;
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -97,16 +106,20 @@ export class AdminServer {
       case 'HEAD /healthz':
         return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
       case 'GET /readyz':
-      case 'HEAD /readyz':
-        return this.ready ? send(res, 200, 'text/plain; charset=utf-8', 'ready\n') : send(res, 503, 'text/plain; charset=utf-8', 'not ready\n');
+      case 'HEAD /readyz': {
+        const reason = this.notReadyReason;
+        return reason === null ? send(res, 200, 'text/plain; charset=utf-8', 'ready\n') : send(res, 503, 'text/plain; charset=utf-8', `not ready: ${reason}\n`);
+      }
       case 'GET /metrics': {
+        if (this.#options.protectMetrics && !this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
         const registry = this.#options.metrics.registry;
         return send(res, 200, registry.contentType, await registry.metrics());
       }
       case 'GET /api/v1/state':
+        if (!this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
         return sendJson(res, 200, { ...buildState(this.#options.config, this.#options.applier, this.ready), store: this.#options.storeState(), ...this.#options.partsState() });
       case 'POST /api/v1/reload':
-        if (!authorised(req, this.#options.token)) return sendJson(res, 401, { error: 'unauthorised', message: 'a valid bearer token is required' });
+        if (!this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
         return sendJson(res, 200, await this.#options.reload());
       default: {
         const known = ['/healthz', '/readyz', '/metrics', '/api/v1/state', '/api/v1/reload'].includes(path ?? '');

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parseIPv4, parseIPv6 } from '../geo/ip.js';
 
 /** A host and port, as written in `listen` settings and endpoint addresses. */
 export interface HostPort {
@@ -44,4 +45,14 @@ export function parseHostPort(text: string, options: { allowEmptyHost: boolean }
 /** Formats a host and port back into `host:port`, bracketing IPv6 literals. */
 export function formatHostPort({ host, port }: HostPort): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Whether a listen host is reachable from this machine only: `localhost`, 127.0.0.0/8 or ::1 (also as ::ffff:127.x.y.z). */
+export function isLoopbackHost(host: string): boolean {
+  if (/^localhost\.?$/i.test(host)) return true;
+  const v4 = parseIPv4(host);
+  if (v4 >= 0) return v4 >>> 24 === 127;
+  const v6 = parseIPv6(host);
+  if (v6 === null) return false;
+  return v6 === 1n || (v6 >> 32n === 0xffffn && Number(v6 & 0xffffffffn) >>> 24 === 127);
 }

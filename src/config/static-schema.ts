@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { formatHostPort, isLoopbackHost } from './address.js';
 import { cidr, durationMs, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
 
 const zoneName = z
@@ -24,17 +25,35 @@ const proxySchema = z.strictObject({
   requestTimeout: durationMs.default(300_000),
   /** How long an idle client keep-alive connection stays open. */
   keepAliveTimeout: positiveDurationMs.default(5_000),
-  /** On SIGTERM/SIGINT, how long in-flight requests may take before connections are closed. */
+  /** On SIGTERM/SIGINT, once the listener has closed, how long in-flight requests may take before connections are closed. */
   shutdownTimeout: durationMs.default(30_000),
+  /** On SIGTERM/SIGINT, how long the listener keeps accepting (readyz 503) so load balancers can stop sending first. */
+  shutdownDelay: durationMs.default(0),
 }).refine((p) => p.requestTimeout === 0 || p.headersTimeout <= p.requestTimeout, {
   message: 'headersTimeout cannot exceed requestTimeout',
   path: ['headersTimeout'],
 });
 
-const adminSchema = z.strictObject({
-  listen: listenAddress.default({ host: '127.0.0.1', port: 9901 }),
-  token: z.string().default(''),
-});
+const adminSchema = z
+  .strictObject({
+    listen: listenAddress.default({ host: '127.0.0.1', port: 9901 }),
+    /** Bearer token for state, reload (and metrics when protected); required off loopback. */
+    token: z
+      .string()
+      .refine((t) => t === t.trim(), 'must not start or end with white space (clients cannot send it)')
+      .default(''),
+    /** Whether /metrics needs the token too. */
+    protectMetrics: z.boolean().default(false),
+  })
+  .superRefine((admin, ctx) => {
+    if (admin.token !== '') return;
+    if (!isLoopbackHost(admin.listen.host)) {
+      const where = formatHostPort(admin.listen);
+      ctx.addIssue({ code: 'custom', path: ['token'], message: `required when the admin listener (${where}) is not on loopback: set a token, or listen on 127.0.0.1` });
+    } else if (admin.protectMetrics) {
+      ctx.addIssue({ code: 'custom', path: ['protectMetrics'], message: 'needs admin.token: without one there is nothing to protect /metrics with' });
+    }
+  });
 
 const dnsSchema = z.strictObject({
   listen: listenAddress.default({ host: '127.0.0.1', port: 5353 }),

@@ -15,6 +15,8 @@ import type { RetryBudget } from './retry-budget.js';
 /** What every exchange shares with the server that created it. */
 export interface ExchangeHost {
   readonly metrics: Metrics;
+  /** Whether the node is shutting down: error answers then close the connection too. */
+  readonly draining: boolean;
   /** Headers added to every proxied response (debug headers, connection: close while draining). */
   responseExtras(exchange: Exchange, headers: string[]): void;
   /** Called exactly once when an exchange ends, however it ends. */
@@ -265,7 +267,7 @@ export class Exchange implements AttemptOwner {
 
   #fail(error: ProxyError): void {
     if (this.#done) return;
-    sendError(this.res, error, this.plan.requestId);
+    sendError(this.res, error, this.plan.requestId, this.#host.draining);
     this.#finish(error.status, error);
   }
 

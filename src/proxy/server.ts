@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { HostPort } from '../config/address.js';
 import { clientAddress, plainAddress, type ClientAddress } from '../geo/client-address.js';
@@ -157,25 +157,43 @@ export class ProxyServer implements ExchangeHost {
   }
 
   /**
-   * Graceful shutdown: stop accepting connections, close idle ones, let requests
-   * in flight finish (up to `timeoutMs`), then close whatever is left.
+   * Graceful shutdown. Draining starts at once: every response from now on
+   * carries `Connection: close`. For `delayMs` the listener keeps accepting,
+   * so that load balancers have time to see readyz fail; then it closes.
+   * Requests in flight finish (up to `timeoutMs`), then whatever is left is closed.
+   * With no delay, idle keep-alive connections are closed at once (a fast stop);
+   * with one, a keep-alive connection ends only between requests: after its
+   * `Connection: close` response or when its keep-alive timeout expires.
    */
-  async close(timeoutMs: number): Promise<void> {
+  async close(timeoutMs: number, delayMs = 0): Promise<void> {
     this.#draining = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    if (this.#inFlight > 0 || this.#upgrades.open > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.#drained = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    let closed: Promise<void>;
+    let settled: Promise<void>;
+    if (delayMs > 0) {
+      // http.Server.close() would also destroy idle keep-alive sockets, which a
+      // client may be sending on right now: close only the listening socket.
+      // The net server calls back once every connection has ended.
+      closed = new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()));
+      settled = closed;
+    } else {
+      closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.server.closeIdleConnections();
+      settled = this.#idle();
     }
+    this.#options.logger.info({ inFlight: this.#inFlight, upgrades: this.#upgrades.open, timeoutMs }, 'proxy listener closed');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
     this.#upgrades.closeAll();
     this.server.closeAllConnections();
     await closed;
+  }
+
+  /** Resolves once no request or upgraded connection is in flight. */
+  #idle(): Promise<void> {
+    if (this.#inFlight === 0 && this.#upgrades.open === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.#drained = resolve));
   }
 
   /** The peer of a socket and whether it is a trusted proxy; computed once per connection. */

@@ -16,6 +16,10 @@ export interface TrafficSample {
   error: string;
   /** The client-side failure (connection error, timeout), if any. */
   failure: string | null;
+  /** The failure's error code (`ECONNRESET`, `ECONNREFUSED`, ...); '' when none. */
+  code: string;
+  /** The answer's `connection` header; '' when absent. */
+  connection: string;
 }
 
 /** A running traffic loop: `workers` clients each sending GETs back to back over keep-alive. */
@@ -38,9 +42,10 @@ export function startTraffic(port: number, options: { workers?: number; path?: s
       try {
         const res = await send(port, { path: options.path ?? '/', agent, timeoutMs: options.timeoutMs ?? 5_000, headers: options.headers ?? {} });
         const header = (name: string): string => String(res.headers[name] ?? '');
-        samples.push({ sentAt, at: Date.now(), status: res.status, region: header('x-meridian-region'), version: header('x-meridian-version'), error: header('x-meridian-error'), failure: null });
+        samples.push({ sentAt, at: Date.now(), status: res.status, region: header('x-meridian-region'), version: header('x-meridian-version'), error: header('x-meridian-error'), failure: null, code: '', connection: header('connection') });
       } catch (err) {
-        samples.push({ sentAt, at: Date.now(), status: 0, region: '', version: '', error: '', failure: (err as Error).message });
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        samples.push({ sentAt, at: Date.now(), status: 0, region: '', version: '', error: '', failure: (err as Error).message, code, connection: '' });
       }
     }
   };
