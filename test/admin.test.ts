@@ -179,7 +179,7 @@ t.test('readyz says why it is not ready', async (t) => {
   const logger = createLogger('silent');
   const metrics = new Metrics({ defaultMetrics: false });
   const health = new HealthRegistry({ activeChecks: false, logger, metrics });
-  const applier = new TableApplier({ upstreams: new UpstreamRegistry(), health, metrics, logger, node: new Locator([], {}).node, snapshotPath: null, origin: 'test', rejectOnIssues: true });
+  const applier = new TableApplier({ upstreams: new UpstreamRegistry(), health, metrics, logger, node: new Locator([], {}).node, snapshotPath: null, origin: 'test' });
   let draining = false;
   const config = buildStaticConfig({ admin: { listen: '127.0.0.1:0' }, store: { file: 'routes.yaml' } });
   const admin = new AdminServer({ listen: config.admin.listen, token: '', protectMetrics: false, config, applier, metrics, logger, isDraining: () => draining,

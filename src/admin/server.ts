@@ -73,8 +73,7 @@ export class AdminServer {
   /** Why readyz answers 503, or null when ready. */
   get notReadyReason(): string | null {
     if (this.#options.isDraining()) return 'shutting down';
-    if (this.#options.applier.current === null) return 'no routing table in force';
-    return null;
+    return this.#options.applier.notReadyReason();
   }
 
   /** Starts listening; resolves with the bound address. */

@@ -108,7 +108,7 @@ export class TableApplier {
   notReadyReason(): string | null {
     if (this.current !== null) return null;
     const first = this.issues[0];
-    return first === undefined ? 'no routing table has been loaded yet' : `no routing table in force: ${formatIssue(first)}`;
+    return first === undefined ? 'no routing table in force' : `no routing table in force: ${formatIssue(first)}`;
   }
 
   /** Resolves once the updates queued so far are handled and the latest snapshot write has finished. */
