@@ -1,4 +1,6 @@
 import t, { type Test } from 'tap';
+import { ConfigError, formatIssue } from '../src/config/issues.js';
+import { buildStaticConfig } from '../src/config/static-load.js';
 import { send } from './helpers/client.js';
 import { parseRawResponse, rawConnect, type RawClient, type RawResponse } from './helpers/data-plane.js';
 import { simpleRoutes, startTestMeridian, type StaticOverrides, type TestMeridian } from './helpers/meridian.js';
@@ -127,4 +129,22 @@ t.test('proxy.maxConnections: extra connections are refused while the capped one
     }
   }, 'a free slot to be usable again');
   t.pass('a slot freed by a closed connection is usable again');
+});
+
+t.test('proxy.maxHeaders, maxConnections and escapedSlashes: defaults and refused values', async (t) => {
+  const defaults = buildStaticConfig({ store: { file: 'routes.yaml' } });
+  t.equal(defaults.proxy.maxHeaders, 100);
+  t.equal(defaults.proxy.maxConnections, undefined, 'no connection cap by default');
+  t.equal(defaults.proxy.escapedSlashes, 'keep');
+  let issues: string[] = [];
+  try {
+    buildStaticConfig({ store: { file: 'routes.yaml' }, proxy: { maxHeaders: 0, maxConnections: 1.5, escapedSlashes: 'decode' } });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    issues = err.issues.map(formatIssue);
+  }
+  t.equal(issues.length, 3, issues.join('; '));
+  t.match(issues.join('\n'), /proxy\.maxHeaders: /);
+  t.match(issues.join('\n'), /proxy\.maxConnections: /);
+  t.match(issues.join('\n'), /proxy\.escapedSlashes: /);
 });
