@@ -185,3 +185,28 @@ t.test('upstream x-meridian-* headers never reach the client; debug headers are 
   t.equal(res.headers['x-meridian-region'], 'eu-west', "the region header is Meridian's own");
   t.equal(res.headers['x-meridianish'], 'kept', 'other headers pass');
 });
+
+t.test('upgrade requests: a declined upgrade is sanitised the same way; status 600 is 502', async (t) => {
+  const { up, m } = await setup(t);
+  const upgrade = 'GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
+  up.script((socket) => socket.write('HTTP/1.1 403 No\x01pe\r\nx-meridian-error: fake\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno'));
+  const declined = await rawConnect(m.port);
+  t.teardown(() => declined.socket.destroy());
+  declined.socket.write(upgrade);
+  await declined.closed();
+  const res = parseRawResponse(declined.received());
+  t.equal(res?.status, 403, 'the refusal is relayed');
+  t.equal(res?.statusText, 'Forbidden', 'with the standard reason phrase');
+  t.equal(res?.headers.get('x-meridian-error'), undefined, "the upstream's x-meridian-error is dropped");
+  t.equal(res?.body.toString(), 'no');
+
+  up.script((socket) => socket.write('HTTP/1.1 600 Odd\r\ncontent-length: 2\r\n\r\nno'));
+  const odd = await rawConnect(m.port);
+  t.teardown(() => odd.socket.destroy());
+  odd.socket.write(upgrade);
+  await odd.closed();
+  const bad = parseRawResponse(odd.received());
+  t.equal(bad?.status, 502);
+  t.same(bad?.headers.get('x-meridian-error'), ['upstream-bad-response']);
+  await stillServesAndCloses(t, up, m);
+});
