@@ -14,7 +14,7 @@ export interface RequestHead {
   readonly forwardedProto: string | undefined;
   readonly forwardedHost: string | undefined;
   readonly via: string | undefined;
-  /** The client's x-request-id (never forwarded as is: see `chooseRequestId`). */
+  /** The client's x-request-id (never forwarded as is: see `keepsRequestId`). */
   readonly requestId: string | undefined;
   /** Client `x-meridian-*` headers, held back from `forward` (only a split override header goes back). */
   readonly meridian: string[] | null;

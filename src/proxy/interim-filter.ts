@@ -48,16 +48,15 @@ class InterimFilter {
 
   constructor(socket: Socket) {
     const read = socket.read;
-    const write = socket.write;
+    type Write = (this: Socket, chunk: unknown, encoding?: unknown, callback?: unknown) => boolean;
+    const write = socket.write as Write;
     const filter = this;
-    const writable = socket as unknown as { write: (this: Socket, ...args: unknown[]) => boolean };
-    writable.write = function (this: Socket, ...args: unknown[]): boolean {
-      const chunk = args[0];
+    (socket as unknown as { write: Write }).write = function (chunk, encoding, callback) {
       if (typeof chunk === 'string') {
         const first = chunk.charCodeAt(0);
         if (first >= 65 && first <= 90) filter.requestWritten();
       }
-      return (write as (this: Socket, ...a: unknown[]) => boolean).apply(this, args);
+      return write.call(this, chunk, encoding, callback);
     };
     socket.read = function (this: Socket, size?: number): Buffer | null {
       const chunk = read.call(this, size) as Buffer | null;
