@@ -29,6 +29,12 @@ const proxySchema = z.strictObject({
   shutdownTimeout: durationMs.default(30_000),
   /** On SIGTERM/SIGINT, how long the listener keeps accepting (readyz 503) so load balancers can stop sending first. */
   shutdownDelay: durationMs.default(0),
+  /** Request header fields accepted per request; more get 431. */
+  maxHeaders: z.int().min(1).max(10_000).default(100),
+  /** Client connections open at once; more are refused on arrival. Absent: no cap. */
+  maxConnections: z.int().min(1).max(10_000_000).optional(),
+  /** `%2F` and `%5C` in request paths: kept encoded, refused (400), or decoded before matching and forwarding. */
+  escapedSlashes: z.enum(['keep', 'reject', 'unescape']).default('keep'),
 }).refine((p) => p.requestTimeout === 0 || p.headersTimeout <= p.requestTimeout, {
   message: 'headersTimeout cannot exceed requestTimeout',
   path: ['headersTimeout'],

@@ -72,6 +72,7 @@ export class Metrics {
   readonly configObjectsRejected: Gauge;
   readonly configRejected: Counter<'source' | 'reason'>;
   readonly openConnections: Gauge;
+  readonly connectionsRefused: Counter;
   readonly endpointUp: Gauge<'endpoint'>;
   readonly healthChecks: Counter<'result'>;
   readonly ejections: Counter<'reason'>;
@@ -114,6 +115,7 @@ export class Metrics {
     });
     this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers });
     this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
+    this.connectionsRefused = new Counter({ name: 'meridian_connections_refused_total', help: 'Client connections closed on arrival because proxy.maxConnections were open.', registers });
     this.endpointUp = new Gauge({ name: 'meridian_endpoint_up', help: 'Whether an endpoint identity (address and check settings) may take traffic: 1 up, 0 down.', labelNames: ['endpoint'], registers });
     this.healthChecks = new Counter({ name: 'meridian_health_checks_total', help: 'Active health checks by result (ok, or the failure reason).', labelNames: ['result'], registers });
     this.ejections = new Counter({ name: 'meridian_ejections_total', help: 'Endpoints taken out of rotation by passive signals, by reason.', labelNames: ['reason'], registers });

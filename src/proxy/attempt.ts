@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import type { Endpoint } from '../routing/table.js';
 import type { RetryBudget } from './retry-budget.js';
 
@@ -25,13 +25,43 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | null = null;
   #abortWith: Error | null = null;
   #settled = false;
+  /** performance.now() by which the response head must arrive (Infinity: no limit). */
+  readonly #headDeadline: number;
+  /** Meridian's own head deadline, armed only once an interim response arrives. */
+  #deadlineTimer: NodeJS.Timeout | null = null;
 
-  constructor(owner: AttemptOwner, endpoint: Endpoint, sentAt: number, budget: RetryBudget | null) {
+  constructor(owner: AttemptOwner, endpoint: Endpoint, sentAt: number, budget: RetryBudget | null, headDeadline = Number.POSITIVE_INFINITY) {
     this.#owner = owner;
     this.endpoint = endpoint;
     this.sentAt = sentAt;
     this.#budget = budget;
+    this.#headDeadline = headDeadline;
     endpoint.upstream.outstanding++;
+  }
+
+  /**
+   * An interim (1xx) response arrived. undici restarts its headers timeout on
+   * each one, so an upstream sending them forever would hold the request
+   * forever: from the first one on, Meridian keeps the try's deadline itself
+   * and fails it as a headers timeout (504, a timeout to retries and passive
+   * health). Only tries that see a 1xx pay for the timer.
+   */
+  interim(now: number): void {
+    if (this.#deadlineTimer !== null || this.#settled || this.#headDeadline === Number.POSITIVE_INFINITY) return;
+    this.#deadlineTimer = setTimeout(() => this.#timeOut(), Math.max(0, this.#headDeadline - now));
+  }
+
+  /** The final response head arrived: the head deadline no longer applies. */
+  headReceived(): void {
+    if (this.#deadlineTimer === null) return;
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = null;
+  }
+
+  #timeOut(): void {
+    this.#deadlineTimer = null;
+    // Through undici's abort, so that onError reports it like undici's own headers timeout.
+    if (!this.#settled && this.#abort !== null) this.#abort(new errors.HeadersTimeoutError());
   }
 
   /** Whether the try has ended (completed, failed or aborted). */
@@ -75,6 +105,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   #settle(): void {
+    this.headReceived();
     this.#settled = true;
     this.endpoint.upstream.outstanding--;
     this.#budget?.release();

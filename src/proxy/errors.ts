@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 /** Who caused an error: the client, the upstream, or Meridian itself. */
 export type ErrorSource = 'client' | 'upstream' | 'internal';
@@ -22,6 +22,8 @@ export const ERRORS = Object.freeze({
   badRequest: entry('bad-request', 400, 'client', false, 'Bad request'),
   noRoute: entry('no-route', 404, 'client', false, 'No route matches this host and path'),
   methodNotAllowed: entry('method-not-allowed', 405, 'client', false, 'Method not allowed'),
+  tooManyHeaders: entry('too-many-headers', 431, 'client', false, 'The request has more header fields than this proxy accepts'),
+  unsupportedTransferCoding: entry('unsupported-transfer-coding', 501, 'client', false, 'Only the chunked transfer coding is supported in requests'),
   badGateway: entry('upstream-error', 502, 'upstream', false, 'The upstream failed'),
   connectFailed: entry('upstream-connect-failed', 502, 'upstream', true, 'Could not connect to an upstream'),
   upstreamReset: entry('upstream-reset', 502, 'upstream', false, 'The upstream closed the connection'),
@@ -35,6 +37,11 @@ export const ERRORS = Object.freeze({
   clientAborted: entry('client-aborted', 499, 'client', false, 'The client went away'),
   internal: entry('internal-error', 500, 'internal', false, 'Internal error'),
 });
+
+/** An upstream answer Meridian refuses to relay, such as a status outside 100-599. */
+export class BadUpstreamResponse extends Error {
+  readonly code = 'MERIDIAN_BAD_RESPONSE';
+}
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
@@ -58,19 +65,27 @@ export function classifyUpstreamError(err: Error): ProxyError {
       return ERRORS.badRequest;
     case 'UND_ERR_ABORTED':
       return ERRORS.clientAborted;
+    case 'MERIDIAN_BAD_RESPONSE':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
     case 'UND_ERR_HEADERS_OVERFLOW':
       return ERRORS.badResponse;
     default:
-      return code.startsWith('HPE_') ? ERRORS.badResponse : ERRORS.badGateway;
+      // undici's parser errors do not always carry their HPE_ code: the class name tells.
+      return code.startsWith('HPE_') || err.name === 'HTTPParserError' ? ERRORS.badResponse : ERRORS.badGateway;
   }
+}
+
+/** The reason phrase of a status Meridian writes itself. */
+export function reasonPhrase(status: number): string {
+  return STATUS_CODES[status] ?? 'Error';
 }
 
 /**
  * Answers with a catalog error: short plain-text body and `x-meridian-error`.
  * When the response has already started, the only honest signal left is to
- * cut the connection.
+ * cut the connection. Never throws: if even the error cannot be written, the
+ * connection is cut.
  */
 export function sendError(res: ServerResponse, error: ProxyError, requestId: string | undefined, closeConnection = false): void {
   if (res.headersSent || res.destroyed) {
@@ -87,6 +102,12 @@ export function sendError(res: ServerResponse, error: ProxyError, requestId: str
   if (requestId !== undefined) headers.push('x-request-id', requestId);
   if (error.status === 503) headers.push('retry-after', '1');
   if (closeConnection) headers.push('connection', 'close');
-  res.writeHead(error.status, headers);
-  res.end(body);
+  try {
+    // The reason phrase is passed explicitly: a failed writeHead leaves its own
+    // (possibly invalid) statusMessage on the response, which would be reused.
+    res.writeHead(error.status, reasonPhrase(error.status), headers);
+    res.end(body);
+  } catch {
+    res.destroy();
+  }
 }

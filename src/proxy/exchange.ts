@@ -7,7 +7,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { selectEndpoint } from '../routing/select.js';
 import type { Endpoint, Route, Version } from '../routing/table.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
-import { classifyUpstreamError, ERRORS, sendError, type ProxyError } from './errors.js';
+import { BadUpstreamResponse, classifyUpstreamError, ERRORS, sendError, type ProxyError } from './errors.js';
 import { responseHeaders } from './headers.js';
 import type { RequestBody } from './request-body.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -38,6 +38,18 @@ export interface ExchangePlan {
   /** A Set-Cookie value assigned by the sticky split, or null. */
   readonly setCookie: string | null;
   readonly startedAt: number;
+}
+
+/** Early Hints relayed per request at most; an upstream may send any number, a client needs few. */
+const MAX_EARLY_HINTS = 3;
+
+/** Whether a reason phrase can be written as is: HTAB, SP, VCHAR, obs-text (RFC 9112 4). */
+function validReason(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 32 && c !== 9) || c === 127 || c > 255) return false;
+  }
+  return true;
 }
 
 /** Methods whose effect does not depend on how many times they are sent (RFC 9110 9.2.2). */
@@ -92,6 +104,7 @@ export class Exchange implements AttemptOwner {
   #resume: (() => void) | null = null;
   #done = false;
   #clientGone = false;
+  #earlyHints = 0;
 
   constructor(host: ExchangeHost, req: IncomingMessage, res: ServerResponse, plan: ExchangePlan) {
     this.#host = host;
@@ -138,12 +151,12 @@ export class Exchange implements AttemptOwner {
     const now = performance.now();
     this.#endpoint = endpoint;
     (this.#tried ??= []).push(endpoint);
-    const attempt = new Attempt(this, endpoint, now, budget);
-    this.#attempt = attempt;
     const elapsed = now - this.plan.startedAt;
     const remaining = service.requestTimeoutMs === 0 ? Number.POSITIVE_INFINITY : Math.max(1, service.requestTimeoutMs - elapsed);
     const perTry = service.perTryTimeoutMs === 0 ? Number.POSITIVE_INFINITY : service.perTryTimeoutMs;
     const headersTimeout = Math.min(perTry, remaining);
+    const attempt = new Attempt(this, endpoint, now, budget, now + headersTimeout);
+    this.#attempt = attempt;
     const options: Dispatcher.DispatchOptions = {
       path: this.plan.path,
       method: this.plan.method as Dispatcher.HttpMethod,
@@ -156,10 +169,18 @@ export class Exchange implements AttemptOwner {
   }
 
   attemptHeaders(attempt: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 100 || statusCode > 599) {
+      // node:http would write 600-999 as they are; no client can make sense of them.
+      attempt.abort(new BadUpstreamResponse(`invalid status ${statusCode}`));
+      this.#fail(ERRORS.badResponse);
+      return false;
+    }
     if (statusCode < 200) {
-      if (statusCode === 103) this.#forwardEarlyHints(rawHeaders);
+      attempt.interim(performance.now());
+      if (statusCode === 103 && this.#earlyHints < MAX_EARLY_HINTS) this.#forwardEarlyHints(rawHeaders);
       return true;
     }
+    attempt.headReceived();
     const ep = attempt.endpoint;
     ep.upstream.recordLatency(performance.now() - attempt.sentAt);
     if (statusCode >= 500) recordFailure(ep, 'status-5xx');
@@ -173,8 +194,11 @@ export class Exchange implements AttemptOwner {
     if (this.plan.setCookie !== null) headers.push('set-cookie', this.plan.setCookie);
     this.#host.responseExtras(this, headers);
     this.#resume = resume;
+    // A reason phrase node:http would refuse (control characters) is replaced by
+    // the standard one (undefined: node:http writes the standard phrase).
+    const reason = statusText !== '' && validReason(statusText) ? statusText : undefined;
     try {
-      this.res.writeHead(statusCode, statusText === '' ? undefined : statusText, headers);
+      this.res.writeHead(statusCode, reason, headers);
     } catch {
       // An upstream header Node refuses to send (bad characters): not forwardable.
       attempt.abort(new Error('invalid response header'));
@@ -282,6 +306,12 @@ export class Exchange implements AttemptOwner {
     for (let i = 0; i < rawHeaders.length; i += 2) {
       if ((rawHeaders[i] as Buffer).toString('latin1').toLowerCase() === 'link') links.push((rawHeaders[i + 1] as Buffer).toString('latin1'));
     }
-    if (links.length > 0 && !this.res.headersSent) this.res.writeEarlyHints({ link: links });
+    if (links.length === 0 || this.res.headersSent) return;
+    this.#earlyHints++;
+    try {
+      this.res.writeEarlyHints({ link: links });
+    } catch {
+      // A Link value node:http refuses: the hint is dropped, the response is unaffected.
+    }
   }
 }

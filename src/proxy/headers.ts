@@ -2,6 +2,8 @@
  * Header rules of the data plane. Requests and responses are handled as flat raw
  * arrays (`[name, value, name, value, ...]`), never as parsed objects.
  */
+import { ERRORS, type ProxyError } from './errors.js';
+import { validAuthority } from './request-target.js';
 
 /** What one pass over the request headers found, plus the headers to forward. */
 export interface RequestHead {
@@ -12,7 +14,12 @@ export interface RequestHead {
   readonly forwardedProto: string | undefined;
   readonly forwardedHost: string | undefined;
   readonly via: string | undefined;
+  /** The client's x-request-id (never forwarded as is: see `keepsRequestId`). */
   readonly requestId: string | undefined;
+  /** Client `x-meridian-*` headers, held back from `forward` (only a split override header goes back). */
+  readonly meridian: string[] | null;
+  /** Why the head cannot be forwarded at all, or null. */
+  readonly error: ProxyError | null;
   /** Whether a body follows the head (Content-Length above 0, or Transfer-Encoding). */
   readonly hasBody: boolean;
   /** The declared body length; null when not given (chunked) or no body. */
@@ -21,6 +28,22 @@ export interface RequestHead {
 
 function join(previous: string | undefined, value: string): string {
   return previous === undefined ? value : `${previous}, ${value}`;
+}
+
+/**
+ * Headers a Connection value cannot remove: Meridian is responsible for them
+ * (framing, routing, tracing, forwarding) and sets most of them itself.
+ */
+const PROTECTED = new Set(['host', 'content-length', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'via']);
+
+/** Whether a lowercase header name is in Meridian's own `x-meridian-` namespace. */
+function isMeridianHeader(name: string): boolean {
+  return name.length > 11 && name.charCodeAt(0) === 120 /* x */ && name.startsWith('x-meridian-');
+}
+
+/** Whether a Transfer-Encoding value is exactly `chunked` (any case, surrounding whitespace allowed). */
+function isChunkedOnly(value: string): boolean {
+  return value === 'chunked' || value.trim().toLowerCase() === 'chunked';
 }
 
 /** Drops from a flat header array every header whose name is listed in a Connection value. */
@@ -33,7 +56,7 @@ function dropConnectionTokens(headers: string[], connection: string): void {
   const named = new Set<string>();
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase();
-    if (name !== '' && name !== 'close' && name !== 'keep-alive') named.add(name);
+    if (name !== '' && name !== 'close' && name !== 'keep-alive' && !PROTECTED.has(name)) named.add(name);
   }
   if (named.size === 0) return;
   let out = 0;
@@ -48,7 +71,9 @@ function dropConnectionTokens(headers: string[], connection: string): void {
 /**
  * Reads the request headers once: keeps the end-to-end ones for forwarding,
  * drops hop-by-hop ones (RFC 9110 7.6.1, and any named in Connection) and the
- * forwarding headers Meridian rewrites, and notes what routing needs.
+ * headers Meridian answers for (forwarding, x-request-id, `x-meridian-*`),
+ * notes what routing needs, and finds what makes the head unforwardable
+ * (several or malformed Host, a transfer coding other than chunked).
  */
 export function readRequestHead(raw: readonly string[]): RequestHead {
   const forward: string[] = [];
@@ -59,13 +84,18 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
   let via: string | undefined;
   let requestId: string | undefined;
   let connection: string | undefined;
+  let meridian: string[] | null = null;
+  let error: ProxyError | null = null;
   let hasBody = false;
+  let hasChunked = false;
   let contentLength: number | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
     switch (name) {
       case 'host':
+        // RFC 9112 3.2: several Host lines (or an invalid one) get 400.
+        if (host !== undefined || !validAuthority(value)) error ??= ERRORS.badRequest;
         host ??= value;
         forward.push(name, value);
         break;
@@ -75,6 +105,10 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
         forward.push(name, value);
         break;
       case 'transfer-encoding':
+        // Any coding besides one `chunked` (a second line included: the list is
+        // their join) would have to be dropped or relayed undecoded (RFC 9112 6.1): 501.
+        if (hasChunked || !isChunkedOnly(value)) error = ERRORS.unsupportedTransferCoding;
+        hasChunked = true;
         hasBody = true;
         break;
       case 'connection':
@@ -101,14 +135,29 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
         break;
       case 'x-request-id':
         requestId ??= value;
-        forward.push(name, value);
         break;
       default:
-        forward.push(name, value);
+        if (isMeridianHeader(name)) (meridian ??= []).push(name, value);
+        else forward.push(name, value);
     }
   }
   if (connection !== undefined) dropConnectionTokens(forward, connection);
-  return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, hasBody, contentLength };
+  return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, meridian, error, hasBody, contentLength };
+}
+
+/** Puts back the held `x-meridian-*` request headers named `name` (a split override header). */
+export function restoreHeld(head: RequestHead, name: string): void {
+  const held = head.meridian;
+  if (held === null) return;
+  for (let i = 0; i < held.length; i += 2) if (held[i] === name) head.forward.push(name, held[i + 1] as string);
+}
+
+/** A client's x-request-id is kept only when it is a short token that cannot carry anything else. */
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:/+=@-]{1,128}$/;
+
+/** Whether a client-sent x-request-id may be used as is (the peer is trusted and the id is a safe token). */
+export function keepsRequestId(requestId: string | undefined, trusted: boolean): requestId is string {
+  return trusted && requestId !== undefined && SAFE_REQUEST_ID.test(requestId);
 }
 
 /** Sets `name` (lowercase) in a flat header array: replaces every earlier value with `value`. */
@@ -144,7 +193,8 @@ export function responseHeaders(raw: readonly Buffer[]): string[] {
       case 'upgrade':
         break;
       default:
-        out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
+        // Only Meridian speaks in its own namespace (debug headers are added after this).
+        if (!isMeridianHeader(name)) out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
     }
   }
   if (connection !== undefined) dropConnectionTokens(out, connection);

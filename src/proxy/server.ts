@@ -16,7 +16,8 @@ import { ERRORS, sendError, type ProxyError } from './errors.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
 import { RequestBody } from './request-body.js';
 import { RetryBudget } from './retry-budget.js';
-import { readRequestHead, setHeader, type RequestHead } from './headers.js';
+import { keepsRequestId, readRequestHead, restoreHeld, setHeader, type RequestHead } from './headers.js';
+import { needsNormalising, normalisePath, splitAbsoluteForm, type EscapedSlashes } from './request-target.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
 
 /** Where the proxy reads the routing table in force: one reference, swapped whole. */
@@ -33,6 +34,12 @@ export interface ProxyOptions {
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
+  /** Request header fields accepted; more get 431. */
+  readonly maxHeaders: number;
+  /** Client connections open at once; more are refused. 0: no cap. */
+  readonly maxConnections: number;
+  /** What `%2F` / `%5C` in a request path do: kept encoded, refused, or decoded. */
+  readonly escapedSlashes: EscapedSlashes;
   readonly tables: TableReader;
   readonly locator: Locator;
   readonly metrics: Metrics;
@@ -68,17 +75,6 @@ export interface Rejection {
 const kPeer = Symbol('meridian.peer');
 type PeerSocket = Socket & { [kPeer]?: Peer };
 
-/** Splits an absolute-form request target (`http://host/path`) into host and origin-form path. */
-function absoluteTarget(url: string): { host: string; path: string } | null {
-  if (!/^https?:\/\//i.test(url)) return null;
-  try {
-    const parsed = new URL(url);
-    return { host: parsed.host, path: `${parsed.pathname}${parsed.search}` };
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The HTTP data plane: a node:http server that routes each request on the
  * routing table in force and forwards it through undici. The request path is
@@ -108,6 +104,12 @@ export class ProxyServer implements ExchangeHost {
       noDelay: true,
     });
     this.server.keepAliveTimeout = options.keepAliveTimeoutMs;
+    // One more than allowed, so that a request over the limit is seen (node:http truncates silently).
+    this.server.maxHeadersCount = options.maxHeaders + 1;
+    if (options.maxConnections > 0) {
+      this.server.maxConnections = options.maxConnections;
+      this.server.on('drop', () => options.metrics.connectionsRefused.inc());
+    }
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res, false));
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res, true));
     this.server.on('connect', handleConnect);
@@ -209,39 +211,52 @@ export class ProxyServer implements ExchangeHost {
     return peer;
   }
 
-  /** Adds the forwarding headers to a request's outgoing header list. */
-  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer, host: string | undefined): string {
-    const requestId = head.requestId ?? randomUUID();
-    if (head.requestId === undefined) forward.push('x-request-id', requestId);
+  /** The request's id: a trusted peer's when it is a safe token, else a fresh UUID. */
+  requestIdFor(head: RequestHead, peer: Peer): string {
+    return keepsRequestId(head.requestId, peer.trusted) ? head.requestId : randomUUID();
+  }
+
+  /** Adds the forwarding headers and the request id to a request's outgoing header list. */
+  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer, host: string | undefined, requestId: string): void {
+    forward.push('x-request-id', requestId);
     const trusted = peer.trusted;
     forward.push('x-forwarded-for', trusted && head.forwardedFor !== undefined ? `${head.forwardedFor}, ${peer.address.text}` : peer.address.text);
     forward.push('x-forwarded-proto', trusted && head.forwardedProto !== undefined ? head.forwardedProto : 'http');
     const forwardedHost = trusted && head.forwardedHost !== undefined ? head.forwardedHost : host;
     if (forwardedHost !== undefined) forward.push('x-forwarded-host', forwardedHost);
     forward.push('via', head.via === undefined ? this.#via : `${head.via}, ${this.#via}`);
-    return requestId;
   }
 
   /**
-   * The routing phases shared by plain requests and upgrades: match the route,
-   * split the version, steer to a region, pick an endpoint.
+   * The routing phases shared by plain requests and upgrades: check the head
+   * and target, match the route, split the version, steer to a region, pick an
+   * endpoint.
    */
   resolve(req: IncomingMessage, head: RequestHead, peer: Peer): Target | Rejection {
+    if (head.error !== null) return { error: head.error, series: this.#unrouted };
+    if (req.rawHeaders.length > 2 * this.#options.maxHeaders) return { error: ERRORS.tooManyHeaders, series: this.#unrouted };
     const table = this.#options.tables.current;
     if (table === null) return { error: ERRORS.noTable, series: this.#unrouted };
     let url = req.url ?? '/';
     let host = head.host;
-    if (url.charCodeAt(0) !== 47 /* / */) {
-      const target = absoluteTarget(url);
+    if (url.charCodeAt(0) !== 47 /* / */ && !(url === '*' && req.method === 'OPTIONS')) {
+      const target = splitAbsoluteForm(url);
       if (target === null) return { error: ERRORS.badRequest, series: this.#unrouted };
       // RFC 9112 3.2.2: the target's authority replaces any Host the client sent.
       host = target.host;
       url = target.path;
       setHeader(head.forward, 'host', host);
     }
+    if (needsNormalising(url)) {
+      // Routing and the upstream must see the same path: normalised once, here.
+      const normal = normalisePath(url, this.#options.escapedSlashes);
+      if (normal === null) return { error: ERRORS.badRequest, series: this.#unrouted };
+      url = normal;
+    }
     const route = table.matcher.match(host, url);
     if (route === null) return { error: ERRORS.noRoute, series: this.#unrouted };
     const service = route.service;
+    if (head.meridian !== null && service.split.overrideHeader !== null) restoreHeld(head, service.split.overrideHeader);
     const choice = service.split.choose(req.rawHeaders);
     const version = choice.version;
     let origin = this.#options.locator.node;
@@ -262,9 +277,10 @@ export class ProxyServer implements ExchangeHost {
     const startedAt = performance.now();
     const head = readRequestHead(req.rawHeaders);
     const peer = this.peerOf(req.socket);
+    const requestId = this.requestIdFor(head, peer);
     const target = this.resolve(req, head, peer);
-    if ('error' in target) return this.#reject(res, target, startedAt, expectContinue);
-    const requestId = this.forwardingHeaders(head.forward, head, peer, target.host);
+    if ('error' in target) return this.#reject(res, target, startedAt, expectContinue, requestId);
+    this.forwardingHeaders(head.forward, head, peer, target.host, requestId);
     if (expectContinue) res.writeContinue();
     const exchange = new Exchange(this, req, res, {
       route: target.route,
@@ -283,8 +299,10 @@ export class ProxyServer implements ExchangeHost {
     else void RequestBody.read(req, head.contentLength).then((body) => exchange.start(body));
   }
 
-  #reject(res: ServerResponse, rejection: Rejection, startedAt: number, closeConnection: boolean): void {
-    sendError(res, rejection.error, undefined, closeConnection || this.#draining);
+  #reject(res: ServerResponse, rejection: Rejection, startedAt: number, expectContinue: boolean, requestId: string): void {
+    // A body in a coding Meridian cannot read cannot be skipped reliably either: close.
+    const close = expectContinue || this.#draining || rejection.error === ERRORS.unsupportedTransferCoding;
+    sendError(res, rejection.error, requestId, close);
     this.recordRejection(rejection, startedAt);
   }
 

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
-import { classifyUpstreamError, ERRORS, type ProxyError } from './errors.js';
+import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, type ProxyError } from './errors.js';
 import { readRequestHead, type RequestHead } from './headers.js';
 import type { Peer, Rejection, Target } from './server.js';
 
@@ -13,7 +13,8 @@ export interface UpgradeHost {
   readonly draining: boolean;
   peerOf(socket: Socket): Peer;
   resolve(req: IncomingMessage, head: RequestHead, peer: Peer): Target | Rejection;
-  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer, host: string | undefined): string;
+  requestIdFor(head: RequestHead, peer: Peer): string;
+  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer, host: string | undefined, requestId: string): void;
   recordRejection(rejection: Rejection, startedAt: number): void;
   checkDrained(): void;
 }
@@ -22,21 +23,29 @@ export interface UpgradeHost {
 const MAX_EARLY_BYTES = 64 * 1024;
 
 /** Writes a complete error response on a raw socket and closes it. */
-function rawError(socket: Duplex, error: ProxyError): void {
+function rawError(socket: Duplex, error: ProxyError, requestId?: string): void {
   const body = `${error.message}\n`;
   socket.end(
-    `HTTP/1.1 ${error.status} ${error.message}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-meridian-error: ${error.code}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${error.status} ${reasonPhrase(error.status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-meridian-error: ${error.code}\r\n${requestId === undefined ? '' : `x-request-id: ${requestId}\r\n`}connection: close\r\n\r\n${body}`,
   );
 }
 
-/** Serialises a response head for a raw socket, dropping headers that only concern one hop. */
+/** Bytes that cannot appear in a reason phrase or header value written on a raw socket. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
+ * Serialises a response head for a raw socket, dropping headers that only
+ * concern one hop, the upstream's `x-meridian-*` headers, and values with
+ * control characters; a bad reason phrase is replaced by the standard one.
+ */
 function rawHead(statusCode: number, statusText: string, rawHeaders: readonly (Buffer | string)[], keepUpgrade: boolean): string {
-  let out = `HTTP/1.1 ${statusCode} ${statusText}\r\n`;
+  let out = `HTTP/1.1 ${statusCode} ${CONTROL.test(statusText) ? reasonPhrase(statusCode) : statusText}\r\n`;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = String(rawHeaders[i]);
     const lower = name.toLowerCase();
-    if (lower === 'keep-alive' || lower === 'proxy-connection' || lower === 'transfer-encoding') continue;
+    if (lower === 'keep-alive' || lower === 'proxy-connection' || lower === 'transfer-encoding' || lower.startsWith('x-meridian-')) continue;
+    if (CONTROL.test(String(rawHeaders[i + 1]))) continue;
     if (!keepUpgrade && (lower === 'connection' || lower === 'upgrade')) continue;
     out += `${name}: ${String(rawHeaders[i + 1])}\r\n`;
   }
@@ -80,13 +89,14 @@ export class UpgradeProxy {
     const head = readRequestHead(req.rawHeaders);
     const protocol = req.headers.upgrade;
     const peer = this.#host.peerOf(client);
+    const requestId = this.#host.requestIdFor(head, peer);
     const target = this.#host.draining ? ({ error: ERRORS.shuttingDown } as const) : this.#host.resolve(req, head, peer);
     if ('error' in target) {
       if ('series' in target) this.#host.recordRejection(target, startedAt);
-      rawError(client, target.error);
+      rawError(client, target.error, requestId);
       return;
     }
-    this.#host.forwardingHeaders(head.forward, head, peer, target.host);
+    this.#host.forwardingHeaders(head.forward, head, peer, target.host, requestId);
     const endpoint = target.endpoint;
     const sockets = this.#sockets;
     const host = this.#host;
@@ -140,7 +150,12 @@ export class UpgradeProxy {
         client.pipe(upstream).pipe(client);
       },
       onHeaders(statusCode, rawHeaders, _resume, statusText) {
-        if (statusCode >= 200) client.write(rawHead(statusCode, statusText, rawHeaders, false));
+        if (statusCode < 200) return true;
+        if (statusCode > 599) {
+          abort?.(new BadUpstreamResponse(`invalid status ${statusCode}`));
+          return false;
+        }
+        client.write(rawHead(statusCode, statusText, rawHeaders, false));
         return true;
       },
       onData(chunk) {
@@ -154,7 +169,7 @@ export class UpgradeProxy {
         done();
         const error = client.destroyed ? ERRORS.clientAborted : classifyUpstreamError(err);
         this.#logger.debug({ err: err.message, endpoint: endpoint.key }, 'upgrade failed');
-        if (client.writable && client.bytesWritten === 0) rawError(client, error);
+        if (client.writable && client.bytesWritten === 0) rawError(client, error, requestId);
         else client.destroy();
       },
     };

@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import { formatHostPort, type HostPort } from '../config/address.js';
+import { filteringConnector } from './interim-filter.js';
 
 /** Weight of the newest sample in the response-time moving average. */
 const LATENCY_ALPHA = 0.2;
@@ -33,7 +34,8 @@ export class Upstream {
   get pool(): Pool {
     if (this.#pool === null) {
       this.#pool = new Pool(this.#origin, {
-        connect: { timeout: this.#connectTimeoutMs, noDelay: true },
+        // undici's own connector, plus the filter for unsolicited `100 Continue`.
+        connect: filteringConnector({ timeout: this.#connectTimeoutMs, noDelay: true }),
         pipelining: 1,
         keepAliveTimeout: 4_000,
         keepAliveMaxTimeout: 600_000,
