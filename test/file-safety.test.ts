@@ -123,6 +123,11 @@ t.test('YAML aliases: an anchor used hundreds of times is fine; an alias bomb is
   const unresolved = join(dir, 'unresolved.yaml');
   await writeFile(unresolved, 'routes: *nowhere\n');
   t.match((await runCli(['validate', unresolved])).stderr, /unresolved\.yaml.*invalid YAML/, 'an alias with no anchor is a syntax error');
+  const tagged = join(dir, 'tagged.yaml');
+  await writeFile(tagged, 'regions: {}\nservices: {}\nroutes: !custom {}\n');
+  const tag = await runCli(['validate', tagged]);
+  t.equal(tag.code, 1, 'an unknown tag is refused, not read as a plain value');
+  t.match(tag.stderr, /tagged\.yaml:3:9: invalid YAML: Unresolved tag: !custom/);
 });
 
 t.test('boot on an unusable file: the last-good snapshot serves; without one, a clear error and exit 1', async (t) => {

@@ -1,8 +1,8 @@
-import { performance } from 'node:perf_hooks';
 import type { HostPort } from './address.js';
 import { formatHostPort } from './address.js';
 import type { ConfigIssue } from './issues.js';
-import { checkReferences } from './routing-references.js';
+import { referenceSteps } from './routing-references.js';
+import { runAtOnce, runSliced } from './slicing.js';
 import type { RegionSpec, RouteSpec, RoutingDocument, ServiceSpec } from './routing-schema.js';
 import type { Origin } from '../geo/origin.js';
 import type { EndpointHealth } from '../health/endpoint-health.js';
@@ -127,7 +127,7 @@ export interface CompiledTable {
  * are reused as they are, with their pools, health and metric series.
  */
 function* compileSteps(doc: RoutingDocument, ctx: CompileContext, previous: RoutingTable | null): Generator<void, CompiledTable> {
-  const references = checkReferences(doc, ctx.rejected);
+  const references = yield* referenceSteps(doc, ctx.rejected);
   const reuse = previous !== null && sameRegions(previous, doc) ? previous : null;
   const regions = reuse?.regions ?? compileRegions(doc.regions);
   const steeringCtx: SteeringContext = { node: ctx.node, regions };
@@ -165,29 +165,15 @@ function* compileSteps(doc: RoutingDocument, ctx: CompileContext, previous: Rout
  * is whatever depends on it; the rest of the table still compiles.
  */
 export function compileTable(doc: RoutingDocument, ctx: CompileContext, previous: RoutingTable | null = null): CompiledTable {
-  const steps = compileSteps(doc, ctx, previous);
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return step.value;
-  }
+  return runAtOnce(compileSteps(doc, ctx, previous));
 }
 
 /**
- * compileTable spread over the event loop: it gives way whenever it has run for
- * `sliceMs`, so requests keep flowing while a table of thousands of services
- * is built beside the one in force.
+ * compileTable spread over the event loop, so requests keep flowing while a
+ * table of thousands of services is built beside the one in force.
  */
-export async function compileTableSliced(doc: RoutingDocument, ctx: CompileContext, previous: RoutingTable | null, sliceMs = 5): Promise<CompiledTable> {
-  const steps = compileSteps(doc, ctx, previous);
-  let sliceStart = performance.now();
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return step.value;
-    if (performance.now() - sliceStart >= sliceMs) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      sliceStart = performance.now();
-    }
-  }
+export function compileTableSliced(doc: RoutingDocument, ctx: CompileContext, previous: RoutingTable | null): Promise<CompiledTable> {
+  return runSliced(compileSteps(doc, ctx, previous));
 }
 
 /** Every endpoint of a table, for retaining pools and health records across swaps. */

@@ -30,9 +30,11 @@ function syntaxError(where: string, message: string): ConfigError {
 }
 
 function parseYaml(text: string, fileName: string): unknown {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    const issues: ConfigIssue[] = doc.errors.map((e) => {
+  // Warnings are refused like errors (an unknown tag would silently become a string); none go to stderr.
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, logLevel: 'error' });
+  const problems = [...doc.errors, ...doc.warnings];
+  if (problems.length > 0) {
+    const issues: ConfigIssue[] = problems.map((e) => {
       const pos = e.linePos?.[0];
       const where = pos === undefined ? fileName : `${fileName}:${pos.line}:${pos.col}`;
       const first = (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, '');

@@ -1,5 +1,6 @@
 import { formatHostPort } from './address.js';
 import type { ConfigIssue } from './issues.js';
+import { runAtOnce } from './slicing.js';
 import { objectPath } from './routing-validate.js';
 import type { RouteSpec, RoutingDocument, ServiceSpec } from './routing-schema.js';
 
@@ -86,12 +87,18 @@ export function routeKeys(spec: RouteSpec): string[] {
  * errors, so references to them say so.
  */
 export function checkReferences(doc: RoutingDocument, rejected: ReadonlySet<string> = new Set()): ReferenceCheck {
+  return runAtOnce(referenceSteps(doc, rejected));
+}
+
+/** checkReferences as steps, one per object, for callers that spread it over the event loop (runSliced). */
+export function* referenceSteps(doc: RoutingDocument, rejected: ReadonlySet<string> = new Set()): Generator<void, ReferenceCheck> {
   const issues: ReferenceIssue[] = [];
   const services = new Set<string>();
   for (const [name, spec] of Object.entries(doc.services)) {
     const problems = serviceIssues(name, spec, doc.regions, rejected);
     if (problems.length > 0) issues.push(...problems);
     else services.add(name);
+    yield;
   }
   const routes = new Set<string>();
   const claimed = new Map<string, string>();
@@ -117,6 +124,7 @@ export function checkReferences(doc: RoutingDocument, rejected: ReadonlySet<stri
     }
     for (const key of keys) claimed.set(key, name);
     routes.add(name);
+    yield;
   }
   return { issues, services, routes };
 }

@@ -14,8 +14,8 @@ export interface StoreSnapshot {
   readonly source: TableSource;
   /** Validated objects without problems; an object unchanged since the last snapshot keeps its identity. */
   readonly doc: RoutingDocument;
-  /** The document as written, as JSON: what the last-good snapshot keeps. Called only when one is saved. */
-  rawJson(): string;
+  /** The document as written, as JSON (text or UTF-8 bytes): what the last-good snapshot keeps. Called only when one is saved. */
+  rawJson(): string | Uint8Array;
   /** Revision given by the source (etcd, snapshot file); file sources count applies instead. */
   readonly revision?: number;
   /** True when serving from a copy that may be behind the source of truth. */

@@ -1,8 +1,8 @@
-import { performance } from 'node:perf_hooks';
 import type { ConfigIssue, RejectReason } from '../config/issues.js';
-import { checkReferences, type ReferenceIssue } from '../config/routing-references.js';
+import { referenceSteps, type ReferenceIssue } from '../config/routing-references.js';
 import type { ObjectKind, RegionSpec, RouteSpec, RoutingDocument, ServiceSpec } from '../config/routing-schema.js';
 import { OBJECT_KINDS, validateObject } from '../config/routing-validate.js';
+import { runSliced } from '../config/slicing.js';
 
 /** One change of one key, as an etcd event or a listed key-value gives it. */
 export interface KeyChange {
@@ -43,13 +43,6 @@ export interface KeyUpdate {
   readonly rejected: readonly ConfigIssue[];
 }
 
-/** How long key validation runs before it gives way to the event loop. */
-const SLICE_MS = 5;
-
-function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 /**
  * The routing objects held in etcd, key by key, under one rule: the objects in
  * force only ever form a table that validates as a whole. A new value is
@@ -73,18 +66,8 @@ export class EtcdKeyState {
   /** Applies the changes of one etcd revision, validating them in slices so a large revision never blocks the event loop. */
   async update(changes: readonly KeyChange[]): Promise<KeyUpdate> {
     const rejected: ConfigIssue[] = [];
-    let touched = false;
-    let sliceStart = performance.now();
-    for (const change of changes) {
-      touched ||= this.#locate(change.key) !== null;
-      const problem = this.#record(change);
-      if (problem !== null) rejected.push(problem);
-      if (performance.now() - sliceStart >= SLICE_MS) {
-        await yieldToLoop();
-        sliceStart = performance.now();
-      }
-    }
-    const resolved = this.#resolve();
+    const touched = await runSliced(this.#recordAll(changes, rejected));
+    const resolved = await runSliced(this.#resolve());
     return { touched, changed: resolved.changed, rejected: [...rejected, ...resolved.rejected] };
   }
 
@@ -105,14 +88,14 @@ export class EtcdKeyState {
     return this.#document(null);
   }
 
-  /** Problems of the objects in force as a table (no routes at all); empty when it can be applied. */
+  /**
+   * Problems of the objects in force as a table: none but having no route at
+   * all, since a change that breaks a reference never gets in (the compile
+   * checks the references again before a table is swapped in).
+   */
   documentIssues(): ConfigIssue[] {
-    const doc = this.document();
-    const issues: ConfigIssue[] = checkReferences(doc).issues;
-    if (Object.keys(doc.routes).length === 0) {
-      issues.push({ path: `${this.prefix}routes/`, message: `no route is stored under ${this.prefix}: there is no routing table here (is the prefix right?)`, reason: 'empty' });
-    }
-    return issues;
+    for (const entry of this.#entries.values()) if (entry.kind === 'routes' && entry.inForce !== null) return [];
+    return [{ path: `${this.prefix}routes/`, message: `no route is stored under ${this.prefix}: there is no routing table here (is the prefix right?)`, reason: 'empty' }];
   }
 
   /** The document as written in etcd for the objects in force, as JSON text (for the last-good snapshot). */
@@ -152,6 +135,18 @@ export class EtcdKeyState {
     const name = rest.slice(slash + 1);
     if (!(OBJECT_KINDS as readonly string[]).includes(kind) || name === '') return null;
     return { kind: kind as ObjectKind, name };
+  }
+
+  /** Records every change, one step each; collects the values that fail on their own; returns whether a routing key was touched. */
+  *#recordAll(changes: readonly KeyChange[], rejected: ConfigIssue[]): Generator<void, boolean> {
+    let touched = false;
+    for (const change of changes) {
+      touched ||= this.#locate(change.key) !== null;
+      const problem = this.#record(change);
+      if (problem !== null) rejected.push(problem);
+      yield;
+    }
+    return touched;
   }
 
   /** Records one change; returns the key's problem when its value fails on its own. */
@@ -208,7 +203,7 @@ export class EtcdKeyState {
    * result has problems, holds back the changes that caused them and tries
    * the rest again. Each round holds back at least one change, so it ends.
    */
-  #resolve(): { changed: boolean; rejected: ConfigIssue[] } {
+  *#resolve(): Generator<void, { changed: boolean; rejected: ConfigIssue[] }> {
     const active = new Set<KeyEntry>();
     const byObject = new Map<string, KeyEntry>();
     for (const entry of this.#entries.values()) {
@@ -220,7 +215,7 @@ export class EtcdKeyState {
     const heldBack = new Map<KeyEntry, string>();
     while (active.size > 0) {
       const doc = this.#document(active);
-      const blamed = this.#blame(checkReferences(doc).issues, active, byObject);
+      const blamed = this.#blame((yield* referenceSteps(doc)).issues, active, byObject);
       if (blamed.size === 0 && hadRoutes && Object.keys(doc.routes).length === 0) {
         for (const entry of active) if (entry.kind === 'routes' && entry.waiting?.spec === null) blamed.set(entry, 'deleting it would leave no route at all');
       }

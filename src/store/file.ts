@@ -18,7 +18,7 @@ export const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
 /** What a file store emits: a whole validated document, or why there is none. */
 export type FileSnapshot =
-  | { readonly ok: true; readonly doc: RoutingDocument; readonly rawJson: string }
+  | { readonly ok: true; readonly doc: RoutingDocument; readonly rawJson: Uint8Array }
   | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
 
 /** A file's identity and version as stat shows them; 'missing' when it cannot be stat'ed. */

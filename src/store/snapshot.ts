@@ -16,7 +16,7 @@ export interface SnapshotFile {
 }
 
 /** What is saved: the snapshot's fields, with the document already serialised as JSON. */
-export type SnapshotToWrite = Omit<SnapshotFile, 'format' | 'savedAt' | 'document'> & { readonly documentJson: string };
+export type SnapshotToWrite = Omit<SnapshotFile, 'format' | 'savedAt' | 'document'> & { readonly documentJson: string | Uint8Array };
 
 /**
  * Writes the snapshot atomically: a temporary file in the same directory, then
@@ -28,7 +28,8 @@ export async function writeSnapshot(path: string, snapshot: SnapshotToWrite): Pr
   const head = JSON.stringify({ format: 1, savedAt: new Date().toISOString(), ...fields });
   await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, `${head.slice(0, -1)},"document":${documentJson}}\n`, { mode: 0o600 });
+  const document = typeof documentJson === 'string' ? Buffer.from(documentJson) : documentJson;
+  await writeFile(temp, Buffer.concat([Buffer.from(`${head.slice(0, -1)},"document":`), document, Buffer.from('}\n')]), { mode: 0o600 });
   await rename(temp, path);
 }
 
