@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { Etcd3 } from 'etcd3';
+
 import t from 'tap';
 import { stringify } from 'yaml';
 import { parseConfigText } from '../src/config/document.js';
@@ -8,7 +8,7 @@ import type { ObjectKind } from '../src/config/routing-schema.js';
 import { validateObject } from '../src/config/routing-validate.js';
 import type { RoutingTable } from '../src/routing/table.js';
 import { getJson, send } from './helpers/client.js';
-import { startEtcd } from './helpers/etcd.js';
+import { etcdFixture } from './helpers/etcd.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
@@ -239,14 +239,7 @@ function inForce(table: RoutingTable, kind: ObjectKind, name: string): unknown {
 
 t.test(`etcd values: ${ETCD_CASES} random puts and deletes while traffic flows (seed ${SEED})`, async (t) => {
   const fuzz = new Fuzz(SEED + 1);
-  const etcd = await startEtcd();
-  const client = new Etcd3({ hosts: etcd.url });
-  const up = await startUpstream('sentinel');
-  t.teardown(async () => {
-    client.close();
-    await up.kill();
-    await etcd.destroy();
-  });
+  const { etcd, client, up } = await etcdFixture(t, 'sentinel');
   const written = new Map<string, string | null>();
   const write = async (key: string, value: string | null): Promise<number> => {
     written.set(key, value);

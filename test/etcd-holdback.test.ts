@@ -1,14 +1,14 @@
 import { access, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import t, { type Test } from 'tap';
 import { getJson, send } from './helpers/client.js';
-import { startEtcd, type TestEtcd } from './helpers/etcd.js';
+import { etcdFixture, type TestEtcd } from './helpers/etcd.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
 import { runCli } from './helpers/process.js';
-import { startUpstream, type TestUpstream } from './helpers/upstream.js';
+import type { TestUpstream } from './helpers/upstream.js';
 
 const PREFIX = '/meridian/';
 
@@ -30,18 +30,6 @@ function service(up: TestUpstream, extra: Record<string, unknown> = {}): Record<
     versions: { stable: { endpoints: { 'eu-west': [up.address] } }, canary: { endpoints: { 'eu-west': [up.address] } } },
     ...extra,
   };
-}
-
-async function setup(t: Test): Promise<{ etcd: TestEtcd; client: Etcd3; up: TestUpstream }> {
-  const etcd = await startEtcd();
-  const client = new Etcd3({ hosts: etcd.url });
-  const up = await startUpstream('eu');
-  t.teardown(async () => {
-    client.close();
-    await up.kill();
-    await etcd.destroy();
-  });
-  return { etcd, client, up };
 }
 
 async function put(client: Etcd3, key: string, value: unknown): Promise<number> {
@@ -75,7 +63,7 @@ async function judged(m: TestMeridian, revision: number): Promise<State> {
 }
 
 t.test('etcd: a change the table cannot take is held back, the rest of the revision applies, traffic never sees a 404', async (t) => {
-  const { etcd, client, up } = await setup(t);
+  const { etcd, client, up } = await etcdFixture(t, 'eu');
   await seed(client, up);
   const m = await meridianOnEtcd(t, etcd);
   const first = await state(m);
@@ -158,7 +146,7 @@ t.test('etcd: a change the table cannot take is held back, the rest of the revis
 });
 
 t.test('etcd: a held-back key waiting on another is let in by the revision that fixes it', async (t) => {
-  const { etcd, client, up } = await setup(t);
+  const { etcd, client, up } = await etcdFixture(t, 'eu');
   await seed(client, up);
   const m = await meridianOnEtcd(t, etcd);
   let rev = await put(client, 'services/api', { versions: { stable: { endpoints: { 'us-east': [up.address] } } } });
@@ -175,7 +163,7 @@ t.test('etcd: a held-back key waiting on another is let in by the revision that 
 });
 
 t.test('etcd: a prefix with no routing table keeps the node not ready and the snapshot untouched until keys appear', async (t) => {
-  const { etcd, client, up } = await setup(t);
+  const { etcd, client, up } = await etcdFixture(t, 'eu');
   await seed(client, up);
   const m = await meridianOnEtcd(t, etcd, '/typo/');
   const s = await state(m);
@@ -198,7 +186,7 @@ t.test('etcd: a prefix with no routing table keeps the node not ready and the sn
 });
 
 t.test('etcd: the table is stale while etcd is unreachable, and trouble is logged once per change of state', async (t) => {
-  const { etcd, client, up } = await setup(t);
+  const { etcd, client, up } = await etcdFixture(t, 'eu');
   await seed(client, up);
   const warnings: string[] = [];
   const m = await meridianOnEtcd(t, etcd, PREFIX, (line) => {
@@ -222,7 +210,7 @@ t.test('etcd: the table is stale while etcd is unreachable, and trouble is logge
 });
 
 t.test('CLI: edits a router would refuse are refused, writing nothing', async (t) => {
-  const { etcd, client, up } = await setup(t);
+  const { etcd, client, up } = await etcdFixture(t, 'eu');
   await seed(client, up);
   const e = ['--etcd', etcd.url];
 

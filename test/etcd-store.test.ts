@@ -1,12 +1,11 @@
-import { Etcd3 } from 'etcd3';
 import t, { type Test } from 'tap';
 import { getJson, send } from './helpers/client.js';
-import { startEtcd, type TestEtcd } from './helpers/etcd.js';
+import { etcdFixture, startEtcd, type EtcdFixture } from './helpers/etcd.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { runCli } from './helpers/process.js';
 import { waitFor } from './helpers/poll.js';
-import { startUpstream, type TestUpstream } from './helpers/upstream.js';
+
 
 const PREFIX = '/meridian/';
 
@@ -18,19 +17,13 @@ interface State {
   errors: { key: string; message: string }[];
 }
 
-async function setup(t: Test): Promise<{ etcd: TestEtcd; client: Etcd3; up: TestUpstream }> {
-  const etcd = await startEtcd();
-  const client = new Etcd3({ hosts: etcd.url });
-  const up = await startUpstream('eu');
-  t.teardown(async () => {
-    client.close();
-    await up.kill();
-    await etcd.destroy();
-  });
+async function setup(t: Test): Promise<EtcdFixture> {
+  const fixture = await etcdFixture(t, 'eu');
+  const { client, up } = fixture;
   await client.put(`${PREFIX}regions/eu-west`).value(JSON.stringify({ location: { lat: 53.35, lon: -6.26 } }));
   await client.put(`${PREFIX}services/web`).value(JSON.stringify({ healthCheck: { interval: '200ms', timeout: '150ms' }, versions: { stable: { endpoints: { 'eu-west': [up.address] } } } }));
   await client.put(`${PREFIX}routes/web`).value(JSON.stringify({ hosts: ['web.test'], service: 'web' }));
-  return { etcd, client, up };
+  return fixture;
 }
 
 async function meridianOnEtcd(t: Test, etcd: { url: string }, dir?: string, startupTimeout = '5s'): Promise<TestMeridian> {

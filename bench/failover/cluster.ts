@@ -4,13 +4,11 @@
  * Upstreams are separate processes so that they can be killed and frozen.
  */
 import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { freePort, startProcess, waitForPort, type BenchProcess } from '../lib/process.js';
+import { freePort, startProcess, waitForPort, waitReady, type BenchProcess } from '../lib/process.js';
 
 const node = process.execPath;
 const upstreamScript = fileURLToPath(new URL('../http/upstream.js', import.meta.url));
@@ -84,25 +82,6 @@ function routesDocument(upstreams: readonly Upstream[]): unknown {
     services: { web: { ...SERVICE_SETTINGS, versions: { stable: { endpoints } } } },
     routes: { web: { pathPrefix: '/', service: 'web' } },
   };
-}
-
-/** Resolves once GET /readyz on the admin port answers 200; throws with Meridian's output otherwise. */
-async function waitReady(meridian: BenchProcess, adminPort: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (meridian.child.exitCode !== null) throw new Error(`meridian exited with ${meridian.child.exitCode}:\n${meridian.output()}`);
-    const status = await new Promise<number>((resolve) => {
-      const req = get({ host: '127.0.0.1', port: adminPort, path: '/readyz', timeout: 1_000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve(0));
-    });
-    if (status === 200) return;
-    await sleep(50);
-  }
-  throw new Error(`meridian was not ready within ${timeoutMs}ms:\n${meridian.output()}`);
 }
 
 /** Starts the upstreams, writes the configuration and starts Meridian; on failure stops what it started. */

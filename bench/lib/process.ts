@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { get } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A process started for a bench, with its output kept for error reports. */
@@ -137,4 +138,23 @@ export function findProgram(...names: string[]): string | null {
     }
   }
   return null;
+}
+
+/** Resolves once GET /readyz on the admin port answers 200; throws with Meridian's output otherwise. */
+export async function waitReady(meridian: BenchProcess, adminPort: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (meridian.child.exitCode !== null) throw new Error(`meridian exited with ${meridian.child.exitCode}:\n${meridian.output()}`);
+    const status = await new Promise<number>((resolve) => {
+      const req = get({ host: '127.0.0.1', port: adminPort, path: '/readyz', timeout: 1_000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(0));
+    });
+    if (status === 200) return;
+    await sleep(50);
+  }
+  throw new Error(`meridian was not ready within ${timeoutMs}ms:\n${meridian.output()}`);
 }

@@ -7,7 +7,6 @@
  * the connections cut under a request (resets) and refused, as one table.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { benchArgs, positiveInt } from '../lib/args.js';
-import { freePort, startProcess, waitForPort, type BenchProcess } from '../lib/process.js';
+import { freePort, startProcess, waitForPort, waitReady } from '../lib/process.js';
 import { renderTable } from '../lib/table.js';
 import { startClients, watchReadiness, type ClientTally } from './clients.js';
 
@@ -48,24 +47,6 @@ interface RunRow {
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
-}
-
-async function waitReady(meridian: BenchProcess, adminPort: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (meridian.child.exitCode !== null) throw new Error(`meridian exited with ${meridian.child.exitCode}:\n${meridian.output()}`);
-    const status = await new Promise<number>((resolve) => {
-      const req = get({ host: '127.0.0.1', port: adminPort, path: '/readyz', timeout: 1_000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve(0));
-    });
-    if (status === 200) return;
-    await sleep(50);
-  }
-  throw new Error(`meridian was not ready within 15s:\n${meridian.output()}`);
 }
 
 /** One SIGTERM under load with `proxy.shutdownDelay: delay`. */

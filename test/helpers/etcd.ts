@@ -3,7 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import type { Test } from 'tap';
 import { waitFor } from './poll.js';
+import { startUpstream, type TestUpstream } from './upstream.js';
 
 /** A real etcd on loopback free ports in a temp dir, for one test. */
 export interface TestEtcd {
@@ -81,4 +84,24 @@ export async function startEtcd(): Promise<TestEtcd> {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** What most etcd tests start with: a real etcd, a client of it, and one upstream. */
+export interface EtcdFixture {
+  readonly etcd: TestEtcd;
+  readonly client: Etcd3;
+  readonly up: TestUpstream;
+}
+
+/** Starts an etcd, a client and an upstream labelled `label`; all are stopped when `t` ends. */
+export async function etcdFixture(t: Test, label: string): Promise<EtcdFixture> {
+  const etcd = await startEtcd();
+  const client = new Etcd3({ hosts: etcd.url });
+  const up = await startUpstream(label);
+  t.teardown(async () => {
+    client.close();
+    await up.kill();
+    await etcd.destroy();
+  });
+  return { etcd, client, up };
 }
