@@ -1,4 +1,5 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /** Who caused an error: the client, the upstream, or Meridian itself. */
 export type ErrorSource = 'client' | 'upstream' | 'internal';
@@ -22,7 +23,9 @@ export const ERRORS = Object.freeze({
   badRequest: entry('bad-request', 400, 'client', false, 'Bad request'),
   noRoute: entry('no-route', 404, 'client', false, 'No route matches this host and path'),
   methodNotAllowed: entry('method-not-allowed', 405, 'client', false, 'Method not allowed'),
+  requestTimeout: entry('request-timeout', 408, 'client', false, 'The request did not arrive in time'),
   tooManyHeaders: entry('too-many-headers', 431, 'client', false, 'The request has more header fields than this proxy accepts'),
+  headersTooLarge: entry('request-headers-too-large', 431, 'client', false, 'The request head is larger than this proxy accepts'),
   unsupportedTransferCoding: entry('unsupported-transfer-coding', 501, 'client', false, 'Only the chunked transfer coding is supported in requests'),
   badGateway: entry('upstream-error', 502, 'upstream', false, 'The upstream failed'),
   connectFailed: entry('upstream-connect-failed', 502, 'upstream', true, 'Could not connect to an upstream'),
@@ -109,5 +112,26 @@ export function sendError(res: ServerResponse, error: ProxyError, requestId: str
     res.end(body);
   } catch {
     res.destroy();
+  }
+}
+
+/** Writes a complete catalog error on a raw socket (no ServerResponse to write through) and closes it. */
+export function sendRawError(socket: Duplex, error: ProxyError, requestId?: string): void {
+  const body = `${error.message}\n`;
+  socket.end(
+    `HTTP/1.1 ${error.status} ${reasonPhrase(error.status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `cache-control: no-store\r\nx-meridian-error: ${error.code}\r\n${requestId === undefined ? '' : `x-request-id: ${requestId}\r\n`}connection: close\r\n\r\n${body}`,
+  );
+}
+
+/** What node:http's parser refuses in a request, as a catalog error: a head too large, one too slow, or malformed. */
+export function classifyClientError(err: Error): ProxyError {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return ERRORS.headersTooLarge;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return ERRORS.requestTimeout;
+    default:
+      return ERRORS.badRequest;
   }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { HostPort } from '../config/address.js';
 import { clientAddress, plainAddress, type ClientAddress } from '../geo/client-address.js';
@@ -12,7 +13,7 @@ import type { Metrics, RequestSeries } from '../observability/metrics.js';
 import { selectEndpoint } from '../routing/select.js';
 import type { Endpoint, Route, RoutingTable, Version } from '../routing/table.js';
 import type { Origin } from '../geo/origin.js';
-import { ERRORS, sendError, type ProxyError } from './errors.js';
+import { classifyClientError, ERRORS, sendError, sendRawError, type ProxyError } from './errors.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
 import { RequestBody } from './request-body.js';
 import { RetryBudget } from './retry-budget.js';
@@ -113,6 +114,7 @@ export class ProxyServer implements ExchangeHost {
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res, false));
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res, true));
     this.server.on('connect', handleConnect);
+    this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrades.handle(req, socket, head));
     this.server.on('connection', (socket: Socket) => {
       options.metrics.openConnections.inc();
@@ -297,6 +299,22 @@ export class ProxyServer implements ExchangeHost {
     this.#inFlight++;
     if (!head.hasBody) exchange.start(null);
     else void RequestBody.read(req, head.contentLength).then((body) => exchange.start(body));
+  }
+
+  /**
+   * A request node:http's parser refused (malformed, head too large, too slow):
+   * answered like any error of Meridian's own, with its code, unless a
+   * response is already under way on the connection or the peer is gone.
+   */
+  #clientError(err: Error, socket: Duplex): void {
+    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const error = classifyClientError(err);
+    this.#options.metrics.proxyErrors.inc({ code: error.code });
+    sendRawError(socket, error);
   }
 
   #reject(res: ServerResponse, rejection: Rejection, startedAt: number, expectContinue: boolean, requestId: string): void {

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
-import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, type ProxyError } from './errors.js';
+import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError, type ProxyError } from './errors.js';
 import { readRequestHead, type RequestHead } from './headers.js';
 import type { Peer, Rejection, Target } from './server.js';
 
@@ -21,15 +21,6 @@ export interface UpgradeHost {
 
 /** Bytes a client may send behind its upgrade request before the upstream has answered. */
 const MAX_EARLY_BYTES = 64 * 1024;
-
-/** Writes a complete error response on a raw socket and closes it. */
-function rawError(socket: Duplex, error: ProxyError, requestId?: string): void {
-  const body = `${error.message}\n`;
-  socket.end(
-    `HTTP/1.1 ${error.status} ${reasonPhrase(error.status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-meridian-error: ${error.code}\r\n${requestId === undefined ? '' : `x-request-id: ${requestId}\r\n`}connection: close\r\n\r\n${body}`,
-  );
-}
 
 /** Bytes that cannot appear in a reason phrase or header value written on a raw socket. */
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
@@ -54,7 +45,7 @@ function rawHead(statusCode: number, statusText: string, rawHeaders: readonly (B
 
 /** Answers CONNECT: Meridian is a reverse proxy, not a tunnel. */
 export function handleConnect(_req: IncomingMessage, socket: Duplex): void {
-  rawError(socket, ERRORS.methodNotAllowed);
+  sendRawError(socket, ERRORS.methodNotAllowed);
 }
 
 /**
@@ -93,7 +84,7 @@ export class UpgradeProxy {
     const target = this.#host.draining ? ({ error: ERRORS.shuttingDown } as const) : this.#host.resolve(req, head, peer);
     if ('error' in target) {
       if ('series' in target) this.#host.recordRejection(target, startedAt);
-      rawError(client, target.error, requestId);
+      sendRawError(client, target.error, requestId);
       return;
     }
     this.#host.forwardingHeaders(head.forward, head, peer, target.host, requestId);
@@ -169,7 +160,7 @@ export class UpgradeProxy {
         done();
         const error = client.destroyed ? ERRORS.clientAborted : classifyUpstreamError(err);
         this.#logger.debug({ err: err.message, endpoint: endpoint.key }, 'upgrade failed');
-        if (client.writable && client.bytesWritten === 0) rawError(client, error, requestId);
+        if (client.writable && client.bytesWritten === 0) sendRawError(client, error, requestId);
         else client.destroy();
       },
     };
