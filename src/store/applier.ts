@@ -117,10 +117,17 @@ export class TableApplier {
     await this.#snapshotWrite;
   }
 
+  /** Queues an update; the promise never rejects: a failure while building is one more refusal, and the table in force stays. */
   #enqueue(update: Update): Promise<ApplyResult> {
     const ticket = ++this.#latest;
-    const run = this.#queue.then(() => (ticket === this.#latest || update.kind === 'reject' ? this.#handle(update) : ({ result: 'superseded' } as const)));
-    this.#queue = run.catch(() => undefined);
+    const source = update.kind === 'reject' ? update.source : update.snapshot.source;
+    const run = this.#queue
+      .then(() => (ticket === this.#latest || update.kind === 'reject' ? this.#handle(update) : ({ result: 'superseded' } as const)))
+      .catch((err: Error) => {
+        this.#options.logger.error({ err: err.message, stack: err.stack }, 'building the routing table failed');
+        return this.#refuse(source, [{ path: '', message: `internal error while building the table: ${err.message}` }]);
+      });
+    this.#queue = run;
     return run;
   }
 
