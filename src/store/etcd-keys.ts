@@ -245,6 +245,9 @@ export class EtcdKeyState {
   /** Which active changes caused these problems, with why. Problems that only follow from another's are left for a later round. */
   #blame(issues: readonly ReferenceIssue[], active: ReadonlySet<KeyEntry>, byObject: ReadonlyMap<string, KeyEntry>): Map<KeyEntry, string> {
     const blamed = new Map<KeyEntry, string>();
+    const blame = (entry: KeyEntry, why: string): void => {
+      if (!blamed.has(entry)) blamed.set(entry, why);
+    };
     const activeOf = (object: string | undefined): KeyEntry | null => {
       const entry = object === undefined ? undefined : byObject.get(object);
       return entry !== undefined && active.has(entry) ? entry : null;
@@ -262,14 +265,14 @@ export class EtcdKeyState {
       const removed = activeOf(issue.missing);
       const object = activeOf(issue.object);
       const claimant = activeOf(issue.conflictsWith);
-      if (removed !== null && removed.waiting?.spec === null) blamed.set(removed, `deleting it would break ${issue.path}: ${issue.message}`);
-      else if (object !== null) blamed.set(object, own(issue));
-      else if (claimant !== null) blamed.set(claimant, `it would break ${issue.path}: ${issue.message}`);
+      if (removed !== null && removed.waiting?.spec === null) blame(removed, `deleting it would break ${issue.path}: ${issue.message}`);
+      else if (object !== null) blame(object, own(issue));
+      else if (claimant !== null) blame(claimant, `it would break ${issue.path}: ${issue.message}`);
     }
     if (blamed.size === 0) {
       for (const issue of deferred) {
         const object = activeOf(issue.object);
-        if (object !== null) blamed.set(object, own(issue));
+        if (object !== null) blame(object, own(issue));
       }
     }
     return blamed;
