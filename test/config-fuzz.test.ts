@@ -12,6 +12,7 @@ import { etcdFixture } from './helpers/etcd.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
+import { Rng } from './helpers/rng.js';
 
 /**
  * Seeded fuzzing of the control plane: thousands of random and mutated routing
@@ -24,37 +25,8 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20261130);
 const FILE_CASES = 1_500;
 const ETCD_CASES = 700;
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Fuzz {
-  readonly random: () => number;
-
-  constructor(seed: number) {
-    this.random = generator(seed);
-  }
-
-  int(n: number): number {
-    return Math.floor(this.random() * n);
-  }
-
-  chance(p: number): boolean {
-    return this.random() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-
+/** Random routing objects, mutations of them and mangled text, from a seeded generator. */
+class Fuzz extends Rng {
   /** A value of a surprising type or shape. */
   weird(depth = 0): unknown {
     const plain = [null, true, false, 0, -1, 1.5, 1e308, -1e308, '', 'x', '5s', '-1s', '0s', '1.5x', 'eu-west', 'home', 'sentinel', '127.0.0.1:1', '999.1.1.1:80', '[::1]:80', 'a'.repeat(300), '\u0000', '\ud83d\udca5', 'null', '{}'];

@@ -19,6 +19,7 @@ import { getJson, send } from './helpers/client.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
 import { startUpstream } from './helpers/upstream.js';
+import { Rng } from './helpers/rng.js';
 
 const SEED = Number(process.env.DNS_FUZZ_SEED ?? 0x5eed_d175) >>> 0;
 const ZONE = 'example.com';
@@ -51,41 +52,6 @@ const FLAG_RD = 0x0100;
 const RCODE_SERVFAIL = 2;
 const RCODE_NOTIMP = 4;
 const HEADER = 12;
-
-/** mulberry32: tiny, fast and plenty for reproducible fuzzing. */
-class Rng {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  float(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(this.#state ^ (this.#state >>> 15), 1 | this.#state);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
-  }
-
-  /** 0 ..< n */
-  int(n: number): number {
-    return Math.floor(this.float() * n);
-  }
-
-  chance(p: number): boolean {
-    return this.float() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-
-  bytes(n: number): Buffer {
-    const out = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) out[i] = this.int(256);
-    return out;
-  }
-}
 
 // ---------------------------------------------------------------- seeds
 

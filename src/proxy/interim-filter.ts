@@ -6,7 +6,7 @@ import { buildConnector } from 'undici';
  * Unsolicited `100 Continue` from upstreams.
  *
  * RFC 9110 15.2: a client must accept a 1xx response it did not ask for. undici's
- * HTTP/1.1 client does not: any `100` destroys the socket ("bad response"), so an
+ * HTTP/1.1 client does not: every `100` destroys the socket ("bad response"), so an
  * upstream that sends one before a valid answer would cost the client a 502.
  * Meridian never sends `Expect` upstream, so every `100` it receives is
  * unsolicited and carries nothing: it is removed from the byte stream before

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
-import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError, type ProxyError } from './errors.js';
+import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError } from './errors.js';
 import { readRequestHead, type RequestHead } from './headers.js';
 import type { Peer, Rejection, Target } from './server.js';
 
