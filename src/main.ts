@@ -7,7 +7,7 @@ import type { StaticConfig } from './config/static-schema.js';
 import { DnsServer } from './dns/server.js';
 import { Locator } from './geo/locator.js';
 import { GeoDatabase } from './geo/mmdb.js';
-import { PrefixMap } from './geo/prefix-map.js';
+import { PrefixMap } from './net/prefix-map.js';
 import { HealthRegistry } from './health/registry.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';

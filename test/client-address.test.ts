@@ -1,7 +1,7 @@
 import t from 'tap';
 import { clientAddress, plainAddress, type ClientAddress } from '../src/geo/client-address.js';
-import { formatIp, parseIp, parseIPv4, parseIPv6, type IpAddress } from '../src/geo/ip.js';
-import { parseCidr, PrefixMap, type Cidr } from '../src/geo/prefix-map.js';
+import { formatIp, parseIp, parseIPv4, parseIPv6, type IpAddress } from '../src/net/ip.js';
+import { parseCidr, PrefixMap, type Cidr } from '../src/net/prefix-map.js';
 
 /** Parses a CIDR that must be valid. */
 function cidr(text: string): Cidr {

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { routingIssues } from '../src/cli/validate.js';
-import { compileTable } from '../src/config/compile.js';
+import { compileTable } from '../src/routing/compile.js';
 import { readConfigFile } from '../src/config/document.js';
 import { formatIssue } from '../src/config/issues.js';
 import { validateRoutingObjects } from '../src/config/routing-validate.js';

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseHostPort, type HostPort } from './address.js';
+import { parseHostPort, type HostPort } from '../net/address.js';
 import { parseDurationMs } from './duration.js';
-import { parseCidr, type Cidr } from '../geo/prefix-map.js';
+import { parseCidr, type Cidr } from '../net/prefix-map.js';
 
 /** A duration string (`250ms`, `5s`, `2m`, `1h`) parsed into milliseconds. */
 export const durationMs = z

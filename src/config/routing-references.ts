@@ -1,4 +1,4 @@
-import { formatHostPort } from './address.js';
+import { formatHostPort } from '../net/address.js';
 import type { ConfigIssue } from './issues.js';
 import { runAtOnce } from './slicing.js';
 import { objectPath } from './routing-validate.js';

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { formatHostPort, isLoopbackHost } from './address.js';
+import { formatHostPort, isLoopbackHost } from '../net/address.js';
 import { cidr, durationMs, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
 
 const zoneName = z

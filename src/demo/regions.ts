@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
-import { formatHostPort } from '../config/address.js';
+import { formatHostPort } from '../net/address.js';
 import { readConfigFile } from '../config/document.js';
 import { validateRoutingObjects } from '../config/routing-validate.js';
 import type { Logger } from '../observability/logger.js';

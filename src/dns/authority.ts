@@ -1,5 +1,5 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
-import { parseIp, type IpAddress } from '../geo/ip.js';
+import { parseIp, type IpAddress } from '../net/ip.js';
 import type { Locator } from '../geo/locator.js';
 import type { Origin } from '../geo/origin.js';
 import { chooseRegion, type RegionChoice } from '../routing/select.js';

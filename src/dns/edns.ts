@@ -1,4 +1,4 @@
-import type { IpAddress } from '../geo/ip.js';
+import type { IpAddress } from '../net/ip.js';
 
 /** EDNS option code of Client Subnet (RFC 7871). */
 export const ECS_OPTION = 8;

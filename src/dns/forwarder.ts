@@ -3,7 +3,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import dnsPacket, { type Answer, type DecodedPacket, type Question } from 'dns-packet';
 import { LRUCache } from 'lru-cache';
-import type { HostPort } from '../config/address.js';
+import type { HostPort } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { DnsMetrics } from './dns-metrics.js';
 import { queryOverTcp } from './tcp-query.js';

@@ -1,5 +1,5 @@
 import dnsPacket, { type Answer, type DecodedPacket, type Question } from 'dns-packet';
-import { parseIp } from '../geo/ip.js';
+import { parseIp } from '../net/ip.js';
 import type { Logger } from '../observability/logger.js';
 import { RCODE_REFUSED, RCODE_SERVFAIL, type Asker, type Authority } from './authority.js';
 import type { DnsMetrics, Transport } from './dns-metrics.js';

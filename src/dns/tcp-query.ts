@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
-import type { HostPort } from '../config/address.js';
+import type { HostPort } from '../net/address.js';
 
 /**
  * Sends one query over a fresh TCP connection (RFC 7766 framing: a two-byte

@@ -1,5 +1,5 @@
-import { parseIp, type IpAddress } from './ip.js';
-import type { PrefixMap } from './prefix-map.js';
+import { parseIp, type IpAddress } from '../net/ip.js';
+import type { PrefixMap } from '../net/prefix-map.js';
 
 /** The address a request came from, after the trusted-proxy rule. */
 export interface ClientAddress {

@@ -2,10 +2,10 @@ import { LRUCache } from 'lru-cache';
 import type { NetworkEntry } from '../config/static-schema.js';
 import { countryCentre } from './country-centre.js';
 import { geoFacts } from './geo-record.js';
-import { formatIp, type IpAddress } from './ip.js';
+import { formatIp, type IpAddress } from '../net/ip.js';
 import type { GeoDatabase } from './mmdb.js';
 import { UNKNOWN_ORIGIN, type Origin } from './origin.js';
-import { PrefixMap } from './prefix-map.js';
+import { PrefixMap } from '../net/prefix-map.js';
 
 /** An origin and the prefix length of the network that decided it (a DNS answer's ECS scope). */
 export interface Located {

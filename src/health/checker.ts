@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'undici';
-import { formatHostPort } from '../config/address.js';
+import { formatHostPort } from '../net/address.js';
 import type { EndpointHealth } from './endpoint-health.js';
 
 /** Share of the interval by which each wait is shortened or stretched at random, so checks do not run in lock-step. */

@@ -1,4 +1,4 @@
-import type { HostPort } from '../config/address.js';
+import type { HostPort } from '../net/address.js';
 import type { ServiceSpec } from '../config/routing-schema.js';
 
 /** Active-check verdicts an endpoint can be in. */

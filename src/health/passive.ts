@@ -1,4 +1,12 @@
-import type { Endpoint } from '../routing/table.js';
+import type { EndpointHealth, OutlierSpec } from './endpoint-health.js';
+
+/** What passive health reads of an endpoint: its health, its service's outlier settings, and the endpoints of its version and region. */
+export interface OutlierTarget {
+  readonly health: EndpointHealth;
+  readonly outlier: OutlierSpec;
+  /** Every endpoint of the same version and region, this one included: the unit the ejection cap counts. */
+  readonly peers: readonly OutlierTarget[];
+}
 
 /** What a finished try tells about its endpoint. */
 export type PassiveSignal = 'connect-refused' | 'connect-timeout' | 'reset' | 'status-5xx' | 'timeout';
@@ -7,7 +15,7 @@ export type PassiveSignal = 'connect-refused' | 'connect-timeout' | 'reset' | 's
  * Whether ejecting one more endpoint keeps the ejected share of its region
  * within the service's cap, so a burst of bad requests cannot empty a region.
  */
-function withinCap(ep: Endpoint): boolean {
+function withinCap(ep: OutlierTarget): boolean {
   let ejected = 1;
   for (const peer of ep.peers) if (peer !== ep && peer.health.ejected) ejected++;
   return (ejected * 100) / ep.peers.length <= ep.outlier.maxEjectedPercent;
@@ -19,7 +27,7 @@ function withinCap(ep: Endpoint): boolean {
  * ejects at once within the cap; 5xx answers and timeouts eject after
  * `consecutive5xx` in a row, within the cap.
  */
-export function recordFailure(ep: Endpoint, signal: PassiveSignal): void {
+export function recordFailure(ep: OutlierTarget, signal: PassiveSignal): void {
   const health = ep.health;
   if (health.ejected) return;
   switch (signal) {
@@ -38,6 +46,6 @@ export function recordFailure(ep: Endpoint, signal: PassiveSignal): void {
 }
 
 /** A try that got a non-5xx answer: the run of failures is over. */
-export function recordSuccess(ep: Endpoint): void {
+export function recordSuccess(ep: OutlierTarget): void {
   if (ep.health.consecutive5xx !== 0) ep.health.consecutive5xx = 0;
 }

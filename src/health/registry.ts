@@ -1,5 +1,5 @@
-import type { HostPort } from '../config/address.js';
-import { formatHostPort } from '../config/address.js';
+import type { HostPort } from '../net/address.js';
+import { formatHostPort } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ActiveChecker, type CheckObserver } from './checker.js';

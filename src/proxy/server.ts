@@ -1,80 +1,29 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import type { HostPort } from '../config/address.js';
-import { clientAddress, plainAddress, type ClientAddress } from '../geo/client-address.js';
-import { parseIp } from '../geo/ip.js';
-import type { Locator } from '../geo/locator.js';
-import type { PrefixMap } from '../geo/prefix-map.js';
+import type { HostPort } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
-import type { Metrics, RequestSeries } from '../observability/metrics.js';
-import { selectEndpoint } from '../routing/select.js';
-import type { Endpoint, Route, RoutingTable, Version } from '../routing/table.js';
-import type { Origin } from '../geo/origin.js';
+import type { Metrics } from '../observability/metrics.js';
 import { classifyClientError, ERRORS, sendError, sendRawError, type ProxyError } from './errors.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
+import { readRequestHead } from './headers.js';
 import { RequestBody } from './request-body.js';
+import { RequestResolver, type Rejection, type ResolverOptions } from './resolve.js';
 import { RetryBudget } from './retry-budget.js';
-import { keepsRequestId, readRequestHead, restoreHeld, setHeader, type RequestHead } from './headers.js';
-import { needsNormalising, normalisePath, splitAbsoluteForm, type EscapedSlashes } from './request-target.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
 
-/** Where the proxy reads the routing table in force: one reference, swapped whole. */
-export interface TableReader {
-  readonly current: RoutingTable | null;
-}
-
 /** Settings and collaborators of the proxy listener. */
-export interface ProxyOptions {
+export interface ProxyOptions extends ResolverOptions {
   readonly listen: HostPort;
-  readonly nodeName: string;
-  readonly trustedProxies: PrefixMap<true>;
   readonly debugHeaders: boolean;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
-  /** Request header fields accepted; more get 431. */
-  readonly maxHeaders: number;
   /** Client connections open at once; more are refused. 0: no cap. */
   readonly maxConnections: number;
-  /** What `%2F` / `%5C` in a request path do: kept encoded, refused, or decoded. */
-  readonly escapedSlashes: EscapedSlashes;
-  readonly tables: TableReader;
-  readonly locator: Locator;
-  readonly metrics: Metrics;
   readonly logger: Logger;
 }
-
-/** A socket peer and whether it is a trusted proxy. */
-export interface Peer {
-  readonly address: ClientAddress;
-  readonly trusted: boolean;
-}
-
-/** Where a request goes. */
-export interface Target {
-  /** Origin-form request target to send upstream. */
-  readonly url: string;
-  readonly version: Version;
-  /** Where the client is, as steering saw it: retries steer from the same place. */
-  readonly origin: Origin;
-  /** The request's authority: its Host header, or the host of an absolute-form target. */
-  readonly host: string | undefined;
-  readonly route: Route;
-  readonly endpoint: Endpoint;
-  readonly setCookie: string | null;
-}
-
-/** Why a request is answered by Meridian itself, and the series it counts in. */
-export interface Rejection {
-  readonly error: ProxyError;
-  readonly series: RequestSeries;
-}
-
-const kPeer = Symbol('meridian.peer');
-type PeerSocket = Socket & { [kPeer]?: Peer };
 
 /**
  * The HTTP data plane: a node:http server that routes each request on the
@@ -85,8 +34,7 @@ type PeerSocket = Socket & { [kPeer]?: Peer };
 export class ProxyServer implements ExchangeHost {
   readonly server: Server;
   readonly #options: ProxyOptions;
-  readonly #via: string;
-  readonly #unrouted: RequestSeries;
+  readonly #resolver: RequestResolver;
   readonly #upgrades: UpgradeProxy;
   readonly #budgets = new Map<string, RetryBudget>();
   #inFlight = 0;
@@ -95,9 +43,8 @@ export class ProxyServer implements ExchangeHost {
 
   constructor(options: ProxyOptions) {
     this.#options = options;
-    this.#via = `1.1 ${options.nodeName}`;
-    this.#unrouted = options.metrics.series({ route: '', service: '', version: '', region: '' });
-    this.#upgrades = new UpgradeProxy(this, options.logger);
+    this.#resolver = new RequestResolver(options);
+    this.#upgrades = new UpgradeProxy(this, this.#resolver, options.logger);
     this.server = createServer({
       headersTimeout: options.headersTimeoutMs,
       requestTimeout: options.requestTimeoutMs,
@@ -200,89 +147,15 @@ export class ProxyServer implements ExchangeHost {
     return new Promise<void>((resolve) => (this.#drained = resolve));
   }
 
-  /** The peer of a socket and whether it is a trusted proxy; computed once per connection. */
-  peerOf(socket: Socket): Peer {
-    const tagged = socket as PeerSocket;
-    let peer = tagged[kPeer];
-    if (peer === undefined) {
-      const text = plainAddress(socket.remoteAddress ?? '');
-      const ip = parseIp(text);
-      peer = { address: { text, ip }, trusted: ip !== null && this.#options.trustedProxies.lookup(ip) !== undefined };
-      tagged[kPeer] = peer;
-    }
-    return peer;
-  }
-
-  /** The request's id: a trusted peer's when it is a safe token, else a fresh UUID. */
-  requestIdFor(head: RequestHead, peer: Peer): string {
-    return keepsRequestId(head.requestId, peer.trusted) ? head.requestId : randomUUID();
-  }
-
-  /** Adds the forwarding headers and the request id to a request's outgoing header list. */
-  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer, host: string | undefined, requestId: string): void {
-    forward.push('x-request-id', requestId);
-    const trusted = peer.trusted;
-    forward.push('x-forwarded-for', trusted && head.forwardedFor !== undefined ? `${head.forwardedFor}, ${peer.address.text}` : peer.address.text);
-    forward.push('x-forwarded-proto', trusted && head.forwardedProto !== undefined ? head.forwardedProto : 'http');
-    const forwardedHost = trusted && head.forwardedHost !== undefined ? head.forwardedHost : host;
-    if (forwardedHost !== undefined) forward.push('x-forwarded-host', forwardedHost);
-    forward.push('via', head.via === undefined ? this.#via : `${head.via}, ${this.#via}`);
-  }
-
-  /**
-   * The routing phases shared by plain requests and upgrades: check the head
-   * and target, match the route, split the version, steer to a region, pick an
-   * endpoint.
-   */
-  resolve(req: IncomingMessage, head: RequestHead, peer: Peer): Target | Rejection {
-    if (head.error !== null) return { error: head.error, series: this.#unrouted };
-    if (req.rawHeaders.length > 2 * this.#options.maxHeaders) return { error: ERRORS.tooManyHeaders, series: this.#unrouted };
-    const table = this.#options.tables.current;
-    if (table === null) return { error: ERRORS.noTable, series: this.#unrouted };
-    let url = req.url ?? '/';
-    let host = head.host;
-    if (url.charCodeAt(0) !== 47 /* / */ && !(url === '*' && req.method === 'OPTIONS')) {
-      const target = splitAbsoluteForm(url);
-      if (target === null) return { error: ERRORS.badRequest, series: this.#unrouted };
-      // RFC 9112 3.2.2: the target's authority replaces any Host the client sent.
-      host = target.host;
-      url = target.path;
-      setHeader(head.forward, 'host', host);
-    }
-    if (needsNormalising(url)) {
-      // Routing and the upstream must see the same path: normalised once, here.
-      const normal = normalisePath(url, this.#options.escapedSlashes);
-      if (normal === null) return { error: ERRORS.badRequest, series: this.#unrouted };
-      url = normal;
-    }
-    const route = table.matcher.match(host, url);
-    if (route === null) return { error: ERRORS.noRoute, series: this.#unrouted };
-    const service = route.service;
-    if (head.meridian !== null && service.split.overrideHeader !== null) restoreHeld(head, service.split.overrideHeader);
-    const choice = service.split.choose(req.rawHeaders);
-    const version = choice.version;
-    let origin = this.#options.locator.node;
-    if (version.steering.usesOrigin) {
-      const client = peer.trusted ? clientAddress(peer.address, true, head.forwardedFor, this.#options.trustedProxies) : peer.address;
-      origin = this.#options.locator.locate(client.ip);
-    }
-    const pick = { exclude: null, sawFull: false };
-    const endpoint = selectEndpoint(version, origin, service.failWhenAllDown, pick);
-    if (endpoint === null) {
-      const series = this.#options.metrics.series({ route: route.name, service: service.name, version: version.name, region: '' });
-      return { error: pick.sawFull ? ERRORS.overloaded : ERRORS.noHealthyUpstream, series };
-    }
-    return { url, host, version, origin, route, endpoint, setCookie: choice.setCookie };
-  }
-
   #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const startedAt = performance.now();
     const head = readRequestHead(req.rawHeaders);
-    const peer = this.peerOf(req.socket);
-    const requestId = this.requestIdFor(head, peer);
-    const target = this.resolve(req, head, peer);
+    const resolver = this.#resolver;
+    const peer = resolver.peerOf(req.socket);
+    const requestId = resolver.requestIdFor(head, peer);
+    const target = resolver.resolve(req, head, peer);
     if ('error' in target) return this.#reject(res, target, startedAt, expectContinue, requestId);
-    this.forwardingHeaders(head.forward, head, peer, target.host, requestId);
+    resolver.forwardingHeaders(head.forward, head, peer, target.host, requestId);
     if (expectContinue) res.writeContinue();
     const exchange = new Exchange(this, req, res, {
       route: target.route,

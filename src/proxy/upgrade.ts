@@ -6,15 +6,11 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
 import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError } from './errors.js';
 import { readRequestHead, type RequestHead } from './headers.js';
-import type { Peer, Rejection, Target } from './server.js';
+import type { Rejection, RequestResolver } from './resolve.js';
 
 /** What the upgrade proxy needs from the proxy server. */
 export interface UpgradeHost {
   readonly draining: boolean;
-  peerOf(socket: Socket): Peer;
-  resolve(req: IncomingMessage, head: RequestHead, peer: Peer): Target | Rejection;
-  requestIdFor(head: RequestHead, peer: Peer): string;
-  forwardingHeaders(forward: string[], head: RequestHead, peer: Peer, host: string | undefined, requestId: string): void;
   recordRejection(rejection: Rejection, startedAt: number): void;
   checkDrained(): void;
 }
@@ -55,11 +51,13 @@ export function handleConnect(_req: IncomingMessage, socket: Duplex): void {
  */
 export class UpgradeProxy {
   readonly #host: UpgradeHost;
+  readonly #resolver: RequestResolver;
   readonly #logger: Logger;
   readonly #sockets = new Set<Duplex>();
 
-  constructor(host: UpgradeHost, logger: Logger) {
+  constructor(host: UpgradeHost, resolver: RequestResolver, logger: Logger) {
     this.#host = host;
+    this.#resolver = resolver;
     this.#logger = logger;
   }
 
@@ -79,15 +77,16 @@ export class UpgradeProxy {
     client.on('error', () => client.destroy());
     const head = readRequestHead(req.rawHeaders);
     const protocol = req.headers.upgrade;
-    const peer = this.#host.peerOf(client);
-    const requestId = this.#host.requestIdFor(head, peer);
-    const target = this.#host.draining ? ({ error: ERRORS.shuttingDown } as const) : this.#host.resolve(req, head, peer);
+    const resolver = this.#resolver;
+    const peer = resolver.peerOf(client);
+    const requestId = resolver.requestIdFor(head, peer);
+    const target = this.#host.draining ? ({ error: ERRORS.shuttingDown } as const) : resolver.resolve(req, head, peer);
     if ('error' in target) {
       if ('series' in target) this.#host.recordRejection(target, startedAt);
       sendRawError(client, target.error, requestId);
       return;
     }
-    this.#host.forwardingHeaders(head.forward, head, peer, target.host, requestId);
+    resolver.forwardingHeaders(head.forward, head, peer, target.host, requestId);
     const endpoint = target.endpoint;
     const sockets = this.#sockets;
     const host = this.#host;

@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { formatHostPort, type HostPort } from '../config/address.js';
+import { formatHostPort, type HostPort } from '../net/address.js';
 import { filteringConnector } from './interim-filter.js';
 
 /** Weight of the newest sample in the response-time moving average. */
@@ -85,7 +85,7 @@ export class UpstreamRegistry {
   }
 
   /** Closes, gracefully, every upstream not in `inUse`; requests in flight on them finish. */
-  retain(inUse: Iterable<Upstream>): void {
+  retain(inUse: Iterable<object>): void {
     const keep = new Set(inUse);
     for (const [key, upstream] of this.#upstreams) {
       if (!keep.has(upstream)) {

@@ -1,4 +1,4 @@
-import type { Route } from './table.js';
+import type { Route, RouteLookup } from './table.js';
 
 interface PathRule {
   readonly prefix: string;
@@ -38,7 +38,7 @@ export function normaliseHost(host: string): string {
  * prefix. A tier whose paths do not match falls through to the next one.
  * Built once per routing table; matching builds no regular expressions.
  */
-export class RouteMatcher {
+export class RouteMatcher implements RouteLookup {
   readonly #exact = new Map<string, PathRule[]>();
   /** Keyed by the suffix including its leading dot: `.example.net`. */
   readonly #wildcard = new Map<string, PathRule[]>();

@@ -1,15 +1,8 @@
 import { distanceKm, type Location } from '../geo/distance.js';
 import type { Origin } from '../geo/origin.js';
-import type { Region, RegionGroup } from './table.js';
+import type { Region, RegionGroup, RegionSteering } from './table.js';
 
-/** Orders the regions of one version for a request: most preferred first. */
-export interface RegionSteering {
-  readonly kind: 'nearest' | 'latency' | 'failover' | 'weighted';
-  /** Whether candidates() uses the origin (so callers can skip locating the client). */
-  readonly usesOrigin: boolean;
-  /** Region groups in preference order; the returned array is shared: do not mutate. */
-  candidates(origin: Origin): readonly RegionGroup[];
-}
+export type { RegionSteering } from './table.js';
 
 /** What steering knows besides the groups: the proxy's own origin and the table's regions. */
 export interface SteeringContext {

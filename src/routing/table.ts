@@ -1,13 +1,46 @@
-import type { HostPort } from '../config/address.js';
+import type { HostPort } from '../net/address.js';
 import type { ConfigIssue } from '../config/issues.js';
 import type { RegionSpec, RouteSpec, ServiceSpec } from '../config/routing-schema.js';
+import type { Dispatcher } from 'undici';
 import type { Location } from '../geo/distance.js';
+import type { Origin } from '../geo/origin.js';
 import type { EndpointHealth, OutlierSpec } from '../health/endpoint-health.js';
 import type { RequestSeries } from '../observability/metrics.js';
-import type { Upstream } from '../proxy/upstream.js';
-import type { RouteMatcher } from './matcher.js';
-import type { RegionSteering } from './steering.js';
 import type { VersionSplit } from './split.js';
+
+/**
+ * What routing and the data plane use of an upstream address (the data plane
+ * provides it): the live load, the measured latency, and where requests go.
+ */
+export interface UpstreamLink {
+  /** Requests sent here and not yet finished. */
+  outstanding: number;
+  /** Moving average of the time to response headers, in ms; NaN until measured. */
+  latencyMs: number;
+  /** The connection pool requests are dispatched through. */
+  readonly pool: Dispatcher;
+  /** Folds one time-to-headers sample into the moving average. */
+  recordLatency(ms: number): void;
+}
+
+/** Orders the regions of one version for a request: most preferred first (built by steering.ts). */
+export interface RegionSteering {
+  readonly kind: 'nearest' | 'latency' | 'failover' | 'weighted';
+  /** Whether candidates() uses the origin (so callers can skip locating the client). */
+  readonly usesOrigin: boolean;
+  /** Region groups in preference order; the returned array is shared: do not mutate. */
+  candidates(origin: Origin): readonly RegionGroup[];
+}
+
+/** Finds the route of a request or of a DNS name (built by matcher.ts). */
+export interface RouteLookup {
+  /** The route for a Host header and request target, or null. */
+  match(hostHeader: string | undefined, url: string): Route | null;
+  /** The route a DNS name (lowercase, no trailing dot) is answered for, or null. */
+  routeForHost(host: string): Route | null;
+  /** Whether some route host lies below the name (so the name exists in DNS, without records of its own). */
+  hasHostsBelow(name: string): boolean;
+}
 
 /** Where a routing table came from. */
 export type TableSource = 'file' | 'etcd' | 'snapshot';
@@ -39,7 +72,7 @@ export interface Endpoint {
   /** `version\u0000region`: the key of this endpoint's metric series within a route. */
   readonly seriesKey: string;
   /** Pool and live load, shared by address. */
-  readonly upstream: Upstream;
+  readonly upstream: UpstreamLink;
   /** Health, shared by address and check settings. */
   readonly health: EndpointHealth;
   /** Requests this node may have in flight here for this service (Infinity: no limit). */
@@ -109,7 +142,7 @@ export interface RoutingTable {
   readonly regions: ReadonlyMap<string, Region>;
   readonly services: ReadonlyMap<string, Service>;
   readonly routes: ReadonlyMap<string, Route>;
-  readonly matcher: RouteMatcher;
+  readonly matcher: RouteLookup;
   /** Problems with objects that were left out of this table. */
   readonly issues: readonly ConfigIssue[];
 }

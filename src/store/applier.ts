@@ -1,4 +1,4 @@
-import { compileTableSliced, tableEndpoints, type CompileContext } from '../config/compile.js';
+import { compileTableSliced, tableEndpoints, type CompileContext } from '../routing/compile.js';
 import { formatIssue, reasonOf, type ConfigIssue } from '../config/issues.js';
 import type { RoutingDocument } from '../config/routing-schema.js';
 import type { Origin } from '../geo/origin.js';

@@ -1,4 +1,4 @@
-import { compileTable } from '../../src/config/compile.js';
+import { compileTable } from '../../src/routing/compile.js';
 import type { ConfigIssue } from '../../src/config/issues.js';
 import { validateRoutingObjects } from '../../src/config/routing-validate.js';
 import { UNKNOWN_ORIGIN, type Origin } from '../../src/geo/origin.js';

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { parseIPv4, parseIPv6 } from '../geo/ip.js';
+import { parseIPv4, parseIPv6 } from './ip.js';
 
 /** A host and port, as written in `listen` settings and endpoint addresses. */
 export interface HostPort {

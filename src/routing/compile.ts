@@ -1,21 +1,20 @@
-import type { HostPort } from './address.js';
-import { formatHostPort } from './address.js';
-import type { ConfigIssue } from './issues.js';
-import { referenceSteps } from './routing-references.js';
-import { runAtOnce, runSliced } from './slicing.js';
-import type { RegionSpec, RouteSpec, RoutingDocument, ServiceSpec } from './routing-schema.js';
+import type { HostPort } from '../net/address.js';
+import { formatHostPort } from '../net/address.js';
+import type { ConfigIssue } from '../config/issues.js';
+import { referenceSteps } from '../config/routing-references.js';
+import { runAtOnce, runSliced } from '../config/slicing.js';
+import type { RegionSpec, RouteSpec, RoutingDocument, ServiceSpec } from '../config/routing-schema.js';
 import type { Origin } from '../geo/origin.js';
 import type { EndpointHealth } from '../health/endpoint-health.js';
 import type { HealthCheckSpec } from '../health/registry.js';
-import type { Upstream } from '../proxy/upstream.js';
-import { RouteMatcher } from '../routing/matcher.js';
-import { VersionSplit } from '../routing/split.js';
-import { buildSteering, type SteeringContext } from '../routing/steering.js';
-import type { Endpoint, Region, RegionGroup, Route, RoutingTable, Service, TableSource, Version } from '../routing/table.js';
+import { RouteMatcher } from './matcher.js';
+import { VersionSplit } from './split.js';
+import { buildSteering, type SteeringContext } from './steering.js';
+import type { Endpoint, Region, RegionGroup, Route, RoutingTable, Service, TableSource, UpstreamLink, Version } from './table.js';
 
 /** Runtime state the compiled table attaches to its endpoints; shared across tables. */
 export interface TableBindings {
-  upstream(address: HostPort, connectTimeoutMs: number): Upstream;
+  upstream(address: HostPort, connectTimeoutMs: number): UpstreamLink;
   health(address: HostPort, check: HealthCheckSpec, slowStartMs: number): EndpointHealth;
 }
 
