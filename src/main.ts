@@ -12,6 +12,7 @@ import { HealthRegistry } from './health/registry.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { ProxyServer } from './proxy/server.js';
+import { servingRuntime } from './proxy/runtime.js';
 import { UpstreamRegistry } from './proxy/upstream.js';
 import { TableApplier } from './store/applier.js';
 import { startEtcdSource } from './store/etcd-source.js';
@@ -64,7 +65,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const etcd = config.store.etcd;
   const origin = etcd === undefined ? `file:${resolve(config.store.file as string)}` : `etcd:${etcd.prefix}`;
   const health = new HealthRegistry({ activeChecks: true, logger, metrics });
-  const applier = new TableApplier({ upstreams, health, metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin });
+  const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin });
   const lastGood = { path: config.store.snapshot, origin };
   const parser = new RoutingParser();
   let source: RoutingSource;

@@ -10,6 +10,7 @@ import { Locator } from '../src/geo/locator.js';
 import { HealthRegistry } from '../src/health/registry.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
+import { servingRuntime } from '../src/proxy/runtime.js';
 import { UpstreamRegistry } from '../src/proxy/upstream.js';
 import { TableApplier } from '../src/store/applier.js';
 import { getJson, send, type TestResponse } from './helpers/client.js';
@@ -179,7 +180,7 @@ t.test('readyz says why it is not ready', async (t) => {
   const logger = createLogger('silent');
   const metrics = new Metrics({ defaultMetrics: false });
   const health = new HealthRegistry({ activeChecks: false, logger, metrics });
-  const applier = new TableApplier({ upstreams: new UpstreamRegistry(), health, metrics, logger, node: new Locator([], {}).node, snapshotPath: null, origin: 'test' });
+  const applier = new TableApplier({ runtime: servingRuntime(new UpstreamRegistry(), health), metrics, logger, node: new Locator([], {}).node, snapshotPath: null, origin: 'test' });
   let draining = false;
   const config = buildStaticConfig({ admin: { listen: '127.0.0.1:0' }, store: { file: 'routes.yaml' } });
   const admin = new AdminServer({ listen: config.admin.listen, token: '', protectMetrics: false, config, applier, metrics, logger, isDraining: () => draining,

@@ -4,6 +4,7 @@ import type { RoutingDocument } from '../src/config/routing-schema.js';
 import { UNKNOWN_ORIGIN } from '../src/geo/origin.js';
 import { createLogger } from '../src/observability/logger.js';
 import { Metrics } from '../src/observability/metrics.js';
+import { servingRuntime } from '../src/proxy/runtime.js';
 import { UpstreamRegistry } from '../src/proxy/upstream.js';
 import { TableApplier } from '../src/store/applier.js';
 import { simpleRoutes } from './helpers/meridian.js';
@@ -11,7 +12,7 @@ import { testHealthRegistry } from './helpers/table.js';
 
 function applier(): { applier: TableApplier; metrics: Metrics } {
   const metrics = new Metrics({ defaultMetrics: false });
-  return { applier: new TableApplier({ upstreams: new UpstreamRegistry(), health: testHealthRegistry(), metrics, logger: createLogger('silent'), node: UNKNOWN_ORIGIN, snapshotPath: null, origin: 'test' }), metrics };
+  return { applier: new TableApplier({ runtime: servingRuntime(new UpstreamRegistry(), testHealthRegistry()), metrics, logger: createLogger('silent'), node: UNKNOWN_ORIGIN, snapshotPath: null, origin: 'test' }), metrics };
 }
 
 function doc(address: string): RoutingDocument {

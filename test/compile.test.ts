@@ -6,6 +6,7 @@ import { readConfigFile } from '../src/config/document.js';
 import { formatIssue } from '../src/config/issues.js';
 import { validateRoutingObjects } from '../src/config/routing-validate.js';
 import { UNKNOWN_ORIGIN } from '../src/geo/origin.js';
+import { servingRuntime } from '../src/proxy/runtime.js';
 import { UpstreamRegistry } from '../src/proxy/upstream.js';
 import { compileClean, serviceOf, testHealthRegistry } from './helpers/table.js';
 
@@ -372,7 +373,7 @@ t.test('valid objects survive beside invalid ones in compileTable output', async
     source: 'etcd',
     rejected,
     node: UNKNOWN_ORIGIN,
-    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c, ms) => health.acquire(a, c, ms) },
+    bindings: servingRuntime(upstreams, health),
   });
   const table = compiled.table;
   t.same([...table.regions.keys()], ['eu-west']);

@@ -18,6 +18,15 @@ export interface TableBindings {
   health(address: HostPort, check: HealthCheckSpec, slowStartMs: number): EndpointHealth;
 }
 
+/**
+ * The runtime state tables attach to: pools and health records, shared by
+ * every table that uses them, and released when no table in force does.
+ */
+export interface TableRuntime extends TableBindings {
+  /** Keeps exactly what these endpoints use; releases the rest. */
+  retain(endpoints: readonly Endpoint[]): void;
+}
+
 /** Everything a compile needs besides the document. */
 export interface CompileContext {
   readonly revision: number;

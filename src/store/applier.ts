@@ -1,11 +1,9 @@
-import { compileTableSliced, tableEndpoints, type CompileContext } from '../routing/compile.js';
+import { compileTableSliced, tableEndpoints, type CompileContext, type TableRuntime } from '../routing/compile.js';
 import { formatIssue, reasonOf, type ConfigIssue } from '../config/issues.js';
 import type { RoutingDocument } from '../config/routing-schema.js';
 import type { Origin } from '../geo/origin.js';
-import type { HealthRegistry } from '../health/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { UpstreamRegistry } from '../proxy/upstream.js';
 import type { RoutingTable, TableSource } from '../routing/table.js';
 import { writeSnapshot } from './snapshot.js';
 
@@ -34,8 +32,8 @@ export type ApplyResult =
 
 /** Collaborators of the applier. */
 export interface ApplierOptions {
-  readonly upstreams: UpstreamRegistry;
-  readonly health: HealthRegistry;
+  /** Where compiled tables get their pools and health records, and give them back. */
+  readonly runtime: TableRuntime;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly node: Origin;
@@ -143,7 +141,7 @@ export class TableApplier {
       return { result: 'unchanged' };
     }
     const revision = snapshot.revision ?? this.#fileRevision + 1;
-    const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#bindings() };
+    const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#options.runtime };
     const compiled = await compileTableSliced(snapshot.doc, context, this.current);
     if (compiled.issues.length > 0) {
       // The store validated the document as a whole, so this is a disagreement between checks: keep serving, say so.
@@ -174,19 +172,9 @@ export class TableApplier {
     this.#options.metrics.configObjectsRejected.set(issues.length);
   }
 
-  #bindings(): CompileContext['bindings'] {
-    const { upstreams, health } = this.#options;
-    return {
-      upstream: (address, connectTimeoutMs) => upstreams.acquire(address, connectTimeoutMs),
-      health: (address, check, slowStartMs) => health.acquire(address, check, slowStartMs),
-    };
-  }
-
   /** Keeps pools and health checks of exactly this table's endpoints. */
   #retain(table: RoutingTable): void {
-    const endpoints = tableEndpoints(table);
-    this.#options.upstreams.retain(endpoints.map((ep) => ep.upstream));
-    this.#options.health.retain(endpoints.map((ep) => ep.health));
+    this.#options.runtime.retain(tableEndpoints(table));
   }
 
   #swap(table: RoutingTable, doc: RoutingDocument, stale: boolean): void {

@@ -5,6 +5,7 @@ import { UNKNOWN_ORIGIN, type Origin } from '../../src/geo/origin.js';
 import { HealthRegistry } from '../../src/health/registry.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
+import { servingRuntime } from '../../src/proxy/runtime.js';
 import { UpstreamRegistry } from '../../src/proxy/upstream.js';
 import type { RegionGroup, RoutingTable, Service, Version } from '../../src/routing/table.js';
 
@@ -30,7 +31,7 @@ export function compileRouting(raw: unknown, node: Origin = UNKNOWN_ORIGIN): Com
     source: 'file',
     node,
     rejected,
-    bindings: { upstream: (a, ms) => upstreams.acquire(a, ms), health: (a, c, ms) => health.acquire(a, c, ms) },
+    bindings: servingRuntime(upstreams, health),
   });
   return { table: compiled.table, issues: [...issues, ...compiled.issues], upstreams };
 }
