@@ -30,6 +30,7 @@ export const ERRORS = Object.freeze({
   badGateway: entry('upstream-error', 502, 'upstream', false, 'The upstream failed'),
   connectFailed: entry('upstream-connect-failed', 502, 'upstream', true, 'Could not connect to an upstream'),
   upstreamReset: entry('upstream-reset', 502, 'upstream', false, 'The upstream closed the connection'),
+  upstreamRetired: entry('upstream-retired', 502, 'internal', true, 'The upstream was removed from the routing table before this request reached it'),
   badResponse: entry('upstream-bad-response', 502, 'upstream', false, 'The upstream sent an invalid response'),
   noTable: entry('no-routing-table', 503, 'internal', false, 'No routing table is loaded yet'),
   shuttingDown: entry('shutting-down', 503, 'internal', false, 'This node is shutting down'),
@@ -58,10 +59,12 @@ export function classifyUpstreamError(err: Error): ProxyError {
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
       return ERRORS.upstreamTimeout;
+    case 'UND_ERR_CLOSED':
+      // Dispatched to a pool closed by a table swap: nothing was sent, the endpoint is not to blame.
+      return ERRORS.upstreamRetired;
     case 'UND_ERR_SOCKET':
     case 'ECONNRESET':
     case 'EPIPE':
-    case 'UND_ERR_CLOSED':
       return ERRORS.upstreamReset;
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_INVALID_ARG':

@@ -55,6 +55,17 @@ function validReason(text: string): boolean {
 /** Methods whose effect does not depend on how many times they are sent (RFC 9110 9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
+/**
+ * Whether a request of this method to this service could be sent again after
+ * its body went out (an idempotent method, with retries configured): only then
+ * is the body held in memory before the first try. Other bodies stream at once;
+ * a try that failed before sending (a refused connect) can still be retried,
+ * as nothing of the body was read.
+ */
+export function mayResendBody(method: string, retryAttempts: number): boolean {
+  return retryAttempts > 0 && IDEMPOTENT.has(method);
+}
+
 /** Upstream answers worth another try on another endpoint (for idempotent requests). */
 function retryableStatus(status: number): boolean {
   return status === 502 || status === 503 || status === 504;

@@ -23,6 +23,11 @@ export class RequestBody {
     this.#req = req;
   }
 
+  /** A body streamed to the first try as it arrives, nothing held back: sent again only if no try has read it. */
+  static streamed(req: IncomingMessage): RequestBody {
+    return new RequestBody(req);
+  }
+
   /**
    * Reads the body up to the replay limit (at once when Content-Length says it
    * is larger). Resolves when the body is complete, past the limit, or broken.

@@ -6,7 +6,7 @@ import type { HostPort } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { classifyClientError, ERRORS, sendError, sendRawError, type ProxyError } from './errors.js';
-import { Exchange, type ExchangeHost } from './exchange.js';
+import { Exchange, mayResendBody, type ExchangeHost } from './exchange.js';
 import { readRequestHead } from './headers.js';
 import { RequestBody } from './request-body.js';
 import { RequestResolver, type Rejection, type ResolverOptions } from './resolve.js';
@@ -171,6 +171,7 @@ export class ProxyServer implements ExchangeHost {
     });
     this.#inFlight++;
     if (!head.hasBody) exchange.start(null);
+    else if (!mayResendBody(exchange.plan.method, target.route.service.retryAttempts)) exchange.start(RequestBody.streamed(req));
     else void RequestBody.read(req, head.contentLength).then((body) => exchange.start(body));
   }
 

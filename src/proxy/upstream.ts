@@ -30,7 +30,11 @@ export class Upstream {
     this.key = `${formatHostPort(address)}|${connectTimeoutMs}`;
   }
 
-  /** The connection pool, created on first use. */
+  /**
+   * The connection pool, created on first use. A closed upstream gets a closed
+   * pool: a request dispatched to it fails at once, before anything is sent,
+   * and no connection is ever opened for it.
+   */
   get pool(): Pool {
     if (this.#pool === null) {
       this.#pool = new Pool(this.#origin, {
@@ -40,6 +44,7 @@ export class Upstream {
         keepAliveTimeout: 4_000,
         keepAliveMaxTimeout: 600_000,
       });
+      if (this.#closed) void this.#pool.close();
     }
     return this.#pool;
   }
@@ -69,11 +74,25 @@ export class Upstream {
   }
 }
 
+/**
+ * How long an upstream the table in force no longer uses stays open. Requests
+ * that started on an older table finish on it, retries included: a retry sent
+ * after the swap must find the pool open, not closed under it.
+ */
+export const RETIRE_GRACE_MS = 120_000;
+
 /** Every upstream in use, keyed by address and connect timeout, so table swaps reuse warm pools. */
 export class UpstreamRegistry {
   readonly #upstreams = new Map<string, Upstream>();
+  /** Upstreams no table in force uses, each with the timer that closes it. */
+  readonly #retired = new Map<Upstream, NodeJS.Timeout>();
+  readonly #graceMs: number;
 
-  /** The upstream for an address, created (without connecting) on first use. */
+  constructor(graceMs = RETIRE_GRACE_MS) {
+    this.#graceMs = graceMs;
+  }
+
+  /** The upstream for an address, created (without connecting) on first use; a retired one comes back as it is. */
   acquire(address: HostPort, connectTimeoutMs: number): Upstream {
     const key = `${formatHostPort(address)}|${connectTimeoutMs}`;
     let upstream = this.#upstreams.get(key);
@@ -81,22 +100,41 @@ export class UpstreamRegistry {
       upstream = new Upstream(address, connectTimeoutMs);
       this.#upstreams.set(key, upstream);
     }
+    const timer = this.#retired.get(upstream);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#retired.delete(upstream);
+    }
     return upstream;
   }
 
-  /** Closes, gracefully, every upstream not in `inUse`; requests in flight on them finish. */
+  /**
+   * Retires every upstream not in `inUse`: it keeps serving requests of older
+   * tables for RETIRE_GRACE_MS, then closes gracefully (requests in flight finish).
+   */
   retain(inUse: Iterable<object>): void {
     const keep = new Set(inUse);
     for (const [key, upstream] of this.#upstreams) {
-      if (!keep.has(upstream)) {
-        this.#upstreams.delete(key);
+      if (keep.has(upstream) || this.#retired.has(upstream)) continue;
+      const timer = setTimeout(() => {
+        this.#retired.delete(upstream);
+        if (this.#upstreams.get(key) === upstream) this.#upstreams.delete(key);
         void upstream.close();
-      }
+      }, this.#graceMs);
+      timer.unref();
+      this.#retired.set(upstream, timer);
     }
+  }
+
+  /** Upstreams kept open only for requests of older tables. */
+  get retired(): number {
+    return this.#retired.size;
   }
 
   /** Closes every upstream: gracefully, or at once when `force` is set. */
   async closeAll(force = false): Promise<void> {
+    for (const timer of this.#retired.values()) clearTimeout(timer);
+    this.#retired.clear();
     const all = [...this.#upstreams.values()];
     this.#upstreams.clear();
     await Promise.all(all.map((u) => (force ? u.destroy() : u.close())));
