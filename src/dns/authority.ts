@@ -5,16 +5,13 @@ import type { Origin } from '../geo/origin.js';
 import { chooseRegion, type RegionChoice } from '../routing/select.js';
 import type { RegionGroup, RoutingTable, Service, Version } from '../routing/table.js';
 import type { Zone, ZoneSet } from './zones.js';
+import { RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL } from './rcodes.js';
 
 /** No answer is cached for less than this (seconds), degraded or not. */
 export const MIN_TTL_S = 5;
 /** TTL of the apex NS records (seconds): they change only with the static configuration. */
 const NS_TTL_S = 3600;
 
-export const RCODE_NOERROR = 0;
-export const RCODE_SERVFAIL = 2;
-export const RCODE_NXDOMAIN = 3;
-export const RCODE_REFUSED = 5;
 
 /** Who asks: the client subnet (or the source address) the answer is chosen for. */
 export interface Asker {

@@ -1,12 +1,12 @@
 import { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../observability/metrics.js';
+import { RCODE_NAMES } from './rcodes.js';
 
 /** How a query arrived. */
 export type Transport = 'udp' | 'tcp';
 
 /** Query types with a series of their own; the rest count as OTHER (keeps label sets bounded). */
 const NAMED_TYPES = new Set(['A', 'AAAA', 'ANY', 'SOA', 'NS', 'CNAME', 'TXT', 'MX', 'SRV', 'PTR', 'CAA', 'HTTPS', 'SVCB', 'DS', 'DNSKEY', 'AXFR', 'IXFR', 'NONE']);
-const RCODE_NAMES: Readonly<Record<number, string>> = { 0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 16: 'BADVERS' };
 /** Upper bounds of the answer latency histogram, in seconds (authoritative answers take microseconds). */
 const DNS_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1, 2.5];
 

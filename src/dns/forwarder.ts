@@ -9,6 +9,7 @@ import type { DnsMetrics } from './dns-metrics.js';
 import { queryOverTcp } from './tcp-query.js';
 import { MAX_UDP_ANSWER } from './edns.js';
 import { EDNS_DO, FLAG_RD, FLAG_TC } from './wire.js';
+import { RCODE_NXDOMAIN, RCODE_SERVFAIL } from './rcodes.js';
 
 /** What a forwarder said, ready to be copied into the client's answer. */
 export interface ForwardedAnswer {
@@ -24,8 +25,6 @@ const TRY_TIMEOUT_MS = 2_000;
 const MAX_CACHE_S = 3_600;
 /** Cache time of a negative answer that carries no SOA (RFC 2308 suggests a few minutes at most). */
 const NEGATIVE_DEFAULT_S = 60;
-const RCODE_SERVFAIL = 2;
-const RCODE_NXDOMAIN = 3;
 
 interface Cached {
   readonly answer: ForwardedAnswer;

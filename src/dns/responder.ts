@@ -1,18 +1,15 @@
 import dnsPacket, { type Answer, type DecodedPacket, type Question } from 'dns-packet';
 import { parseIp } from '../net/ip.js';
 import type { Logger } from '../observability/logger.js';
-import { RCODE_REFUSED, RCODE_SERVFAIL, type Asker, type Authority } from './authority.js';
+import type { Asker, Authority } from './authority.js';
 import type { DnsMetrics, Transport } from './dns-metrics.js';
 import { CLASSIC_UDP_ANSWER, EdnsError, MAX_UDP_ANSWER, readEdns, subnetOption, type Edns } from './edns.js';
 import type { Forwarder } from './forwarder.js';
 import { AnswerCache, type Freshness } from './answer-cache.js';
 import type { Origin } from '../geo/origin.js';
 import { EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_BYTES, assemble, plainQuestionName, plausibleCounts, questionEnd } from './wire.js';
+import { RCODE_BADVERS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, RCODE_SERVFAIL } from './rcodes.js';
 
-const RCODE_FORMERR = 1;
-const RCODE_NOTIMP = 4;
-/** BADVERS (RFC 6891): 16, i.e. header rcode 0 with the OPT's extended rcode 1. */
-const RCODE_BADVERS = 16;
 /** Longer queries are answered but not cached: real ones are far shorter, and keys must stay small. */
 const MAX_CACHED_QUERY = 512;
 /** Zone transfers are not offered. */

@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'undici';
 import { formatHostPort } from '../net/address.js';
+import { classifyTransportError } from '../net/failures.js';
 import type { EndpointHealth } from './endpoint-health.js';
 
 /** Share of the interval by which each wait is shortened or stretched at random, so checks do not run in lock-step. */
@@ -10,31 +11,6 @@ const JITTER = 0.1;
 /** Where a check's outcome goes besides the endpoint's own record. */
 export interface CheckObserver {
   checked(health: EndpointHealth, result: string): void;
-}
-
-/** Maps a failed check's error to a reason code. */
-export function checkFailureReason(err: Error): string {
-  if (err.name === 'TimeoutError') return 'timeout';
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'connect-refused';
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-    case 'ETIMEDOUT':
-      return 'timeout';
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
-      return 'reset';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'unreachable';
-    default:
-      return 'error';
-  }
 }
 
 /**
@@ -77,7 +53,7 @@ export class ActiveChecker {
     try {
       failure = check.mode === 'tcp' ? await this.#tcp() : await this.#http();
     } catch (err) {
-      failure = checkFailureReason(err as Error);
+      failure = classifyTransportError(err as Error);
       // A broken connection is not reused for the next check.
       void this.#client?.destroy().catch(() => undefined);
       this.#client = null;
@@ -85,7 +61,7 @@ export class ActiveChecker {
     if (this.#stopped) return;
     const rttMs = Math.round((performance.now() - startedAt) * 100) / 100;
     if (failure === null) this.#health.checkPassed(rttMs);
-    else this.#health.checkFailed(failure, failure === 'timeout' ? null : rttMs);
+    else this.#health.checkFailed(failure, failure === 'timeout' || failure === 'connect-timeout' ? null : rttMs);
     this.#observer.checked(this.#health, failure ?? 'ok');
     const wait = check.interval * (1 - JITTER + 2 * JITTER * Math.random());
     this.#timer = setTimeout(() => void this.#run(), wait);

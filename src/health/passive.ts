@@ -1,3 +1,4 @@
+import type { PassiveSignal } from '../net/failures.js';
 import type { EndpointHealth, OutlierSpec } from './endpoint-health.js';
 
 /** What passive health reads of an endpoint: its health, its service's outlier settings, and the endpoints of its version and region. */
@@ -8,8 +9,6 @@ export interface OutlierTarget {
   readonly peers: readonly OutlierTarget[];
 }
 
-/** What a finished try tells about its endpoint. */
-export type PassiveSignal = 'connect-refused' | 'connect-timeout' | 'reset' | 'status-5xx' | 'timeout';
 
 /**
  * Whether ejecting one more endpoint keeps the ejected share of its region

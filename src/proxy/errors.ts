@@ -1,10 +1,11 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { classifyTransportError, type PassiveSignal, type TransportFailure } from '../net/failures.js';
 
 /** Who caused an error: the client, the upstream, or Meridian itself. */
 export type ErrorSource = 'client' | 'upstream' | 'internal';
 
-/** One entry of the error catalog: stable code, HTTP status, source, retryability. */
+/** One entry of the error catalog: stable code, HTTP status, source, retryability, what passive health learns. */
 export interface ProxyError {
   readonly code: string;
   readonly status: number;
@@ -12,10 +13,12 @@ export interface ProxyError {
   /** Whether the failure happened before the request reached an upstream, so any method may be retried. */
   readonly beforeSend: boolean;
   readonly message: string;
+  /** What the failure tells passive health about the endpoint, or null when it says nothing about it. */
+  readonly passive: PassiveSignal | null;
 }
 
-function entry(code: string, status: number, source: ErrorSource, beforeSend: boolean, message: string): ProxyError {
-  return Object.freeze({ code, status, source, beforeSend, message });
+function entry(code: string, status: number, source: ErrorSource, beforeSend: boolean, message: string, passive: PassiveSignal | null = null): ProxyError {
+  return Object.freeze({ code, status, source, beforeSend, message, passive });
 }
 
 /** Every error Meridian answers with itself. Codes are stable: scripts and dashboards rely on them. */
@@ -28,16 +31,16 @@ export const ERRORS = Object.freeze({
   headersTooLarge: entry('request-headers-too-large', 431, 'client', false, 'The request head is larger than this proxy accepts'),
   unsupportedTransferCoding: entry('unsupported-transfer-coding', 501, 'client', false, 'Only the chunked transfer coding is supported in requests'),
   badGateway: entry('upstream-error', 502, 'upstream', false, 'The upstream failed'),
-  connectFailed: entry('upstream-connect-failed', 502, 'upstream', true, 'Could not connect to an upstream'),
-  upstreamReset: entry('upstream-reset', 502, 'upstream', false, 'The upstream closed the connection'),
+  connectFailed: entry('upstream-connect-failed', 502, 'upstream', true, 'Could not connect to an upstream', 'connect-refused'),
+  upstreamReset: entry('upstream-reset', 502, 'upstream', false, 'The upstream closed the connection', 'reset'),
   upstreamRetired: entry('upstream-retired', 502, 'internal', true, 'The upstream was removed from the routing table before this request reached it'),
   badResponse: entry('upstream-bad-response', 502, 'upstream', false, 'The upstream sent an invalid response'),
   noTable: entry('no-routing-table', 503, 'internal', false, 'No routing table is loaded yet'),
   shuttingDown: entry('shutting-down', 503, 'internal', false, 'This node is shutting down'),
   overloaded: entry('upstream-overloaded', 503, 'internal', false, 'Every upstream that could take this request is at its concurrency limit'),
   noHealthyUpstream: entry('no-healthy-upstream', 503, 'internal', false, 'No healthy upstream can take this request'),
-  connectTimeout: entry('upstream-connect-timeout', 504, 'upstream', true, 'Timed out connecting to an upstream'),
-  upstreamTimeout: entry('upstream-timeout', 504, 'upstream', false, 'The upstream did not answer in time'),
+  connectTimeout: entry('upstream-connect-timeout', 504, 'upstream', true, 'Timed out connecting to an upstream', 'connect-timeout'),
+  upstreamTimeout: entry('upstream-timeout', 504, 'upstream', false, 'The upstream did not answer in time', 'timeout'),
   clientAborted: entry('client-aborted', 499, 'client', false, 'The client went away'),
   internal: entry('internal-error', 500, 'internal', false, 'Internal error'),
 });
@@ -47,39 +50,23 @@ export class BadUpstreamResponse extends Error {
   readonly code = 'MERIDIAN_BAD_RESPONSE';
 }
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+/** The catalog entry of each transport failure: what the client is answered and whether the try may go elsewhere. */
+const BY_FAILURE: Readonly<Record<TransportFailure, ProxyError>> = {
+  'connect-refused': ERRORS.connectFailed,
+  unreachable: ERRORS.connectFailed,
+  'connect-timeout': ERRORS.connectTimeout,
+  timeout: ERRORS.upstreamTimeout,
+  reset: ERRORS.upstreamReset,
+  retired: ERRORS.upstreamRetired,
+  'bad-response': ERRORS.badResponse,
+  'bad-request': ERRORS.badRequest,
+  aborted: ERRORS.clientAborted,
+  error: ERRORS.badGateway,
+};
 
 /** Maps an error from undici (or the sockets under it) to the catalog. */
 export function classifyUpstreamError(err: Error): ProxyError {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (CONNECT_CODES.has(code)) return ERRORS.connectFailed;
-  switch (code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return ERRORS.connectTimeout;
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return ERRORS.upstreamTimeout;
-    case 'UND_ERR_CLOSED':
-      // Dispatched to a pool closed by a table swap: nothing was sent, the endpoint is not to blame.
-      return ERRORS.upstreamRetired;
-    case 'UND_ERR_SOCKET':
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return ERRORS.upstreamReset;
-    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
-    case 'UND_ERR_INVALID_ARG':
-      return ERRORS.badRequest;
-    case 'UND_ERR_ABORTED':
-      return ERRORS.clientAborted;
-    case 'MERIDIAN_BAD_RESPONSE':
-    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
-    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
-    case 'UND_ERR_HEADERS_OVERFLOW':
-      return ERRORS.badResponse;
-    default:
-      // undici's parser errors do not always carry their HPE_ code: the class name tells.
-      return code.startsWith('HPE_') || err.name === 'HTTPParserError' ? ERRORS.badResponse : ERRORS.badGateway;
-  }
+  return BY_FAILURE[classifyTransportError(err)];
 }
 
 /** The reason phrase of a status Meridian writes itself. */

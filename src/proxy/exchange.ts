@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Origin } from '../geo/origin.js';
-import { recordFailure, recordSuccess, type PassiveSignal } from '../health/passive.js';
+import { recordFailure, recordSuccess } from '../health/passive.js';
 import type { Metrics } from '../observability/metrics.js';
 import { selectEndpoint } from '../routing/select.js';
 import type { Endpoint, Route, Version } from '../routing/table.js';
@@ -69,21 +69,6 @@ export function mayResendBody(method: string, retryAttempts: number): boolean {
 /** Upstream answers worth another try on another endpoint (for idempotent requests). */
 function retryableStatus(status: number): boolean {
   return status === 502 || status === 503 || status === 504;
-}
-
-function passiveSignal(error: ProxyError): PassiveSignal | null {
-  switch (error) {
-    case ERRORS.connectFailed:
-      return 'connect-refused';
-    case ERRORS.connectTimeout:
-      return 'connect-timeout';
-    case ERRORS.upstreamReset:
-      return 'reset';
-    case ERRORS.upstreamTimeout:
-      return 'timeout';
-    default:
-      return null;
-  }
 }
 
 const kExchange = Symbol('meridian.exchange');
@@ -242,8 +227,7 @@ export class Exchange implements AttemptOwner {
     }
     if (this.#clientGone) return;
     const error = classifyUpstreamError(err);
-    const signal = passiveSignal(error);
-    if (signal !== null) recordFailure(attempt.endpoint, signal);
+    if (error.passive !== null) recordFailure(attempt.endpoint, error.passive);
     if (!this.res.headersSent && this.#planRetry(error.beforeSend, error.code)) {
       this.#sendPlannedRetry();
       return;
