@@ -14,6 +14,7 @@ import { Metrics } from './observability/metrics.js';
 import { ProxyServer } from './proxy/server.js';
 import { servingRuntime } from './proxy/runtime.js';
 import { UpstreamRegistry } from './proxy/upstream.js';
+import { Lifecycle } from './lifecycle.js';
 import { TableApplier } from './store/applier.js';
 import { startEtcdSource } from './store/etcd-source.js';
 import { startFileSource } from './store/file-source.js';
@@ -59,7 +60,6 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const upstreams = new UpstreamRegistry();
   const locator = new Locator(config.geo.networks, config.node);
-  const geoDatabase = config.geo.mmdb === undefined ? null : await openGeoDatabase(config.geo.mmdb, locator, logger);
   const trusted = new PrefixMap<true>();
   for (const cidr of config.proxy.trustedProxies) trusted.add(cidr, true);
   const etcd = config.store.etcd;
@@ -68,19 +68,8 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin });
   const lastGood = { path: config.store.snapshot, origin };
   const parser = new RoutingParser();
-  let source: RoutingSource;
-  try {
-    source =
-      etcd === undefined
-        ? await startFileSource(config.store.file as string, applier, parser, lastGood, logger)
-        : await startEtcdSource(etcd, applier, lastGood, { logger, metrics, node: config.node, health });
-  } catch (err) {
-    health.close();
-    await parser.close();
-    await geoDatabase?.close();
-    throw err;
-  }
-
+  let geoDatabase: GeoDatabase | null = null;
+  let source: RoutingSource | null = null;
   const proxy = new ProxyServer({
     listen: config.proxy.listen,
     nodeName: config.node.name,
@@ -99,50 +88,76 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   });
   const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, health, locator, metrics, logger });
   const reload = async (): Promise<{ result: string; errors: { key: string; message: string }[] }> => {
-    const outcome = await source.reload();
+    const outcome = source === null ? 'unchanged' : await source.reload();
     return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
   };
   const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload,
-    storeState: () => source.state(),
+    storeState: () => source?.state() ?? { kind: etcd === undefined ? 'file' : 'etcd', starting: true },
     partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geoDatabase === null ? {} : { geo: geoDatabase.state() }) }),
   });
-  const proxyAddress = await proxy.listen();
-  let adminAddress: AddressInfo;
-  let dnsAddress: AddressInfo | null = null;
-  try {
-    adminAddress = await admin.listen();
-    if (dns !== null) dnsAddress = await dns.listen();
-  } catch (err) {
-    await proxy.close(0);
-    await admin.close();
-    await source.close();
-    health.close();
-    await parser.close();
-    await geoDatabase?.close();
-    throw err;
-  }
-  source.watch();
-  geoDatabase?.watch();
+  const bound: { proxy?: AddressInfo; admin?: AddressInfo; dns?: AddressInfo } = {};
+  const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
+
+  // Started in this order, stopped in reverse: on SIGTERM the proxy drains first (through
+  // proxy.shutdownDelay, on the table in force) while GeoDNS, the routing source and admin
+  // (readyz 503) still run; the applier and the parser go last.
+  const lifecycle = new Lifecycle(logger);
+  await lifecycle.start([
+    {
+      name: 'geo database',
+      async start() {
+        if (config.geo.mmdb !== undefined) geoDatabase = await openGeoDatabase(config.geo.mmdb, locator, logger);
+        geoDatabase?.watch();
+      },
+      stop: () => geoDatabase?.close(),
+    },
+    { name: 'routing parser', start: () => undefined, stop: () => parser.close() },
+    { name: 'table applier', start: () => undefined, stop: () => applier.flush() },
+    {
+      name: 'admin listener',
+      async start() {
+        bound.admin = await admin.listen();
+      },
+      stop: () => admin.close(),
+    },
+    { name: 'upstream pools', start: () => undefined, stop: () => upstreams.closeAll(true) },
+    { name: 'health checks', start: () => undefined, stop: () => health.close() },
+    {
+      name: 'routing source',
+      async start() {
+        source =
+          etcd === undefined
+            ? await startFileSource(config.store.file as string, applier, parser, lastGood, logger)
+            : await startEtcdSource(etcd, applier, lastGood, { logger, metrics, node: config.node, health });
+        source.watch();
+      },
+      stop: () => source?.close(),
+    },
+    {
+      name: 'GeoDNS listener',
+      async start() {
+        if (dns !== null) bound.dns = await dns.listen();
+      },
+      stop: () => dns?.close(),
+    },
+    {
+      name: 'proxy listener',
+      async start() {
+        bound.proxy = await proxy.listen();
+      },
+      async stop() {
+        logger.info({ inFlight: proxy.inFlight, delayMs, timeoutMs }, 'shutting down: draining requests in flight');
+        await proxy.close(timeoutMs, delayMs);
+      },
+    },
+  ]);
+  const { proxy: proxyAddress, admin: adminAddress, dns: dnsAddress = null } = bound;
+  if (proxyAddress === undefined || adminAddress === undefined) throw new Error('the listeners started without an address');
   logger.info({ proxy: proxyAddress, admin: adminAddress, node: config.node.name, store: origin }, 'meridian started');
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
-    closing ??= (async () => {
-      const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
-      logger.info({ inFlight: proxy.inFlight, delayMs, timeoutMs }, 'shutting down: draining requests in flight');
-      // The proxy keeps serving through the delay on the table in force, so the
-      // routing source, GeoDNS and admin (readyz 503) stop only after it.
-      await proxy.close(timeoutMs, delayMs);
-      await dns?.close();
-      await source.close();
-      health.close();
-      await upstreams.closeAll(true);
-      await admin.close();
-      await applier.flush();
-      await parser.close();
-      await geoDatabase?.close();
-      logger.info('meridian stopped');
-    })();
+    closing ??= lifecycle.stop().then(() => logger.info('meridian stopped'));
     return closing;
   };
   return { config, proxyAddress, adminAddress, dnsAddress, applier, metrics, logger, close };

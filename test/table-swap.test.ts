@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 import t from 'tap';
 import { classifyUpstreamError, ERRORS } from '../src/proxy/errors.js';
 import { UpstreamRegistry } from '../src/proxy/upstream.js';
@@ -92,4 +93,19 @@ t.test('a retired upstream closes after its grace, comes back when a table uses 
   t.equal(error.beforeSend, true, 'which any method may retry elsewhere');
   t.equal(up.started, 0, 'nothing reached the upstream');
   await registry.closeAll(true);
+});
+
+t.test('a node that cannot bind its proxy port stops everything it started: no health checks keep running', async (t) => {
+  const up = await startUpstream('checked');
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    busy.close();
+    await up.kill();
+  });
+  const port = (busy.address() as AddressInfo).port;
+  const routes = simpleRoutes({ 'eu-west': [up.address] }, { healthCheck: { interval: '100ms', timeout: '90ms' } });
+  await t.rejects(startTestMeridian(routes, { proxy: { listen: `127.0.0.1:${port}` } }), { code: 'EADDRINUSE' });
+  await new Promise((resolve) => setTimeout(resolve, 500)); // five check intervals
+  t.ok(up.healthChecks <= 1, `no check ran after the failed start (${up.healthChecks} seen; one may have been under way)`);
 });

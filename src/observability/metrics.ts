@@ -142,7 +142,8 @@ export class Metrics {
   retainRoutes(routes: ReadonlySet<string>): void {
     for (const [key, _series] of this.#series) {
       const [route, service, version, region] = key.split('\u0000') as [string, string, string, string];
-      if (routes.has(route)) continue;
+      // Route '' counts requests no route matched: it outlives every table.
+      if (route === '' || routes.has(route)) continue;
       this.#series.delete(key);
       for (const status_class of STATUS_CLASSES) {
         const labels = { route, service, version, region, status_class };

@@ -66,12 +66,10 @@ function sameObjects(a: RoutingDocument, b: RoutingDocument): boolean {
  * Snapshots are handled one at a time; of several waiting, only the newest is built.
  */
 export class TableApplier {
-  /** The routing table in force, or null before the first apply. */
-  current: RoutingTable | null = null;
-  /** Problems to show: why the latest change was refused, or the changes the store held back. */
-  issues: readonly ConfigIssue[] = [];
-  stale = false;
-  appliedAt: Date | null = null;
+  #current: RoutingTable | null = null;
+  #issues: readonly ConfigIssue[] = [];
+  #stale = false;
+  #appliedAt: Date | null = null;
   readonly #options: ApplierOptions;
   #document: RoutingDocument | null = null;
   #fileRevision = 0;
@@ -81,6 +79,26 @@ export class TableApplier {
 
   constructor(options: ApplierOptions) {
     this.#options = options;
+  }
+
+  /** The routing table in force, or null before the first apply. */
+  get current(): RoutingTable | null {
+    return this.#current;
+  }
+
+  /** Problems to show: why the latest change was refused, or the changes the store held back. */
+  get issues(): readonly ConfigIssue[] {
+    return this.#issues;
+  }
+
+  /** Whether the table in force may be behind its source (a snapshot, or the source is unreachable). */
+  get stale(): boolean {
+    return this.#stale;
+  }
+
+  /** When the table in force was swapped in. */
+  get appliedAt(): Date | null {
+    return this.#appliedAt;
   }
 
   /** Compiles and (when it builds cleanly) swaps in a validated snapshot. */
@@ -99,13 +117,13 @@ export class TableApplier {
    * until the source itself replaces it.
    */
   markStale(stale: boolean): void {
-    if (this.current?.source !== 'snapshot') this.stale = stale;
+    if (this.#current?.source !== 'snapshot') this.#stale = stale;
   }
 
   /** Why the node cannot serve yet, or null once a table is in force. */
   notReadyReason(): string | null {
-    if (this.current !== null) return null;
-    const first = this.issues[0];
+    if (this.#current !== null) return null;
+    const first = this.#issues[0];
     return first === undefined ? 'no routing table in force' : `no routing table in force: ${formatIssue(first)}`;
   }
 
@@ -135,17 +153,17 @@ export class TableApplier {
     const { metrics, logger } = this.#options;
     const stale = snapshot.stale ?? false;
     const heldBack = snapshot.heldBack ?? [];
-    if (this.current !== null && this.current.source === snapshot.source && this.stale === stale && this.#document !== null && sameObjects(snapshot.doc, this.#document)) {
+    if (this.#current !== null && this.#current.source === snapshot.source && this.#stale === stale && this.#document !== null && sameObjects(snapshot.doc, this.#document)) {
       this.#show(heldBack);
       metrics.configReloads.inc({ source: snapshot.source, result: 'unchanged' });
       return { result: 'unchanged' };
     }
     const revision = snapshot.revision ?? this.#fileRevision + 1;
     const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#options.runtime };
-    const compiled = await compileTableSliced(snapshot.doc, context, this.current);
+    const compiled = await compileTableSliced(snapshot.doc, context, this.#current);
     if (compiled.issues.length > 0) {
       // The store validated the document as a whole, so this is a disagreement between checks: keep serving, say so.
-      if (this.current !== null) this.#retain(this.current);
+      if (this.#current !== null) this.#retain(this.#current);
       return this.#refuse(snapshot.source, [...heldBack, ...compiled.issues]);
     }
     this.#swap(compiled.table, snapshot.doc, stale);
@@ -168,7 +186,7 @@ export class TableApplier {
   }
 
   #show(issues: readonly ConfigIssue[]): void {
-    this.issues = issues;
+    this.#issues = issues;
     this.#options.metrics.configObjectsRejected.set(issues.length);
   }
 
@@ -178,10 +196,10 @@ export class TableApplier {
   }
 
   #swap(table: RoutingTable, doc: RoutingDocument, stale: boolean): void {
-    this.current = table;
+    this.#current = table;
     this.#document = doc;
-    this.stale = stale;
-    this.appliedAt = new Date();
+    this.#stale = stale;
+    this.#appliedAt = new Date();
     this.#retain(table);
     this.#options.metrics.retainRoutes(new Set(table.routes.keys()));
     this.#options.metrics.configRevision.set(table.revision);
