@@ -2,7 +2,7 @@
  * Meridian's architecture rules, checked by `npm test` (npm run check:deps):
  * no import cycles, not even of types, and folders depend downward only.
  * Layers, lowest first: net, observability -> config -> geo, health -> routing
- * -> proxy, dns -> store -> admin -> main, demo, cli.
+ * -> proxy, dns -> store -> admin -> main, lifecycle, cluster, demo, cli.
  */
 const LAYERS = [
   ['net', 'observability'],
@@ -12,7 +12,7 @@ const LAYERS = [
   ['proxy', 'dns'],
   ['store'],
   ['admin'],
-  ['demo', 'main.ts', 'cli', 'cli.ts'],
+  ['demo', 'main.ts', 'lifecycle.ts', 'cluster', 'cli', 'cli.ts'],
 ];
 
 /** Folders a layer must not import: every folder of the layers above it. */

@@ -6,7 +6,8 @@ import { RoutingParser } from './config/routing-parser.js';
 import type { StaticConfig } from './config/static-schema.js';
 import { DnsServer } from './dns/server.js';
 import { Locator } from './geo/locator.js';
-import { GeoDatabase } from './geo/mmdb.js';
+import { attachGeoDatabase } from './geo/attach.js';
+import type { GeoDatabase } from './geo/mmdb.js';
 import { PrefixMap } from './net/prefix-map.js';
 import { HealthRegistry } from './health/registry.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -39,19 +40,6 @@ export interface Meridian {
   readonly logger: Logger;
   /** Graceful stop: readyz 503, the proxy serves on for proxy.shutdownDelay, in-flight requests finish (bounded by proxy.shutdownTimeout), listeners close. */
   close(): Promise<void>;
-}
-
-/** Opens `geo.mmdb` for the locator (watching starts once the node is up). */
-async function openGeoDatabase(path: string, locator: Locator, logger: Logger): Promise<GeoDatabase> {
-  let database: GeoDatabase;
-  try {
-    database = await GeoDatabase.open(path, logger, () => locator.forget());
-  } catch (err) {
-    throw new ConfigError([{ path: 'geo.mmdb', message: (err as Error).message }]);
-  }
-  locator.useDatabase(database);
-  logger.info(database.state(), 'geo database loaded');
-  return database;
 }
 
 /** Starts a Meridian node: routing table, proxy listener, admin listener, file watching. */
@@ -106,7 +94,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     {
       name: 'geo database',
       async start() {
-        if (config.geo.mmdb !== undefined) geoDatabase = await openGeoDatabase(config.geo.mmdb, locator, logger);
+        if (config.geo.mmdb !== undefined) geoDatabase = await attachGeoDatabase(config.geo.mmdb, locator, logger);
         geoDatabase?.watch();
       },
       stop: () => geoDatabase?.close(),

@@ -8,7 +8,8 @@ import { validateRoutingObjects } from '../src/config/routing-validate.js';
 import { UNKNOWN_ORIGIN } from '../src/geo/origin.js';
 import { servingRuntime } from '../src/proxy/runtime.js';
 import { UpstreamRegistry } from '../src/proxy/upstream.js';
-import { compileClean, serviceOf, testHealthRegistry } from './helpers/table.js';
+import type { Service, Version } from '../src/routing/table.js';
+import { compileClean, groupOf, serviceOf, testHealthRegistry } from './helpers/table.js';
 
 const EU = { 'eu-west': { location: { lat: 53.35, lon: -6.26 } } };
 const TWO_REGIONS = { ...EU, 'us-east': { location: { lat: 38.9, lon: -77.04 } } };
@@ -398,4 +399,25 @@ t.test('valid objects survive beside invalid ones in compileTable output', async
   t.equal(table.revision, 7);
   t.equal(table.source, 'etcd');
   t.ok(Object.isFrozen(table) && Object.isFrozen(table.issues), 'the compiled table is frozen');
+});
+
+t.test('per-node limits are divided among the processes serving the node', async (t) => {
+  const raw = {
+    regions: EU,
+    services: { web: svc({ limits: { maxConcurrentPerEndpoint: 5 }, retries: { budget: { percent: 20, minConcurrent: 3 } } }) },
+    routes: { web: { service: 'web' } },
+  };
+  const { doc } = validateRoutingObjects(raw);
+  const compile = (processes: number): Service => {
+    const upstreams = new UpstreamRegistry();
+    const table = compileTable(doc, { revision: 1, source: 'file', node: UNKNOWN_ORIGIN, bindings: servingRuntime(upstreams, testHealthRegistry()), processes }).table;
+    return serviceOf(table, 'web');
+  };
+  const one = compile(1);
+  const two = compile(2);
+  const endpointOf = (s: Service): number => groupOf(s.versions.get('stable') as Version, 'eu-west').endpoints[0]?.maxConcurrent ?? 0;
+  t.equal(endpointOf(one), 5, 'one process applies the whole limit');
+  t.equal(endpointOf(two), 3, 'each of two applies its share, rounded up');
+  t.same(one.retryBudget, { percent: 20, minConcurrent: 3 });
+  t.same(two.retryBudget, { percent: 20, minConcurrent: 2 }, 'the budget percentage holds in each; minConcurrent is shared');
 });

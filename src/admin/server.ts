@@ -21,6 +21,10 @@ export interface AdminOptions {
   readonly logger: Logger;
   /** Whether the node is shutting down (readyz turns 503). */
   isDraining(): boolean;
+  /** Another reason the node cannot serve (a node whose workers are all down), or null. */
+  notReady?(): string | null;
+  /** The /metrics text, when it is more than this process's registry (a node's workers, aggregated). */
+  metricsText?(): Promise<string>;
   /** Re-reads the routing source now; resolves with what happened. */
   reload(): Promise<{ result: string; errors: { key: string; message: string }[] }>;
   /** What the routing source reports about itself (kind, connection state, revision). */
@@ -73,7 +77,7 @@ export class AdminServer {
   /** Why readyz answers 503, or null when ready. */
   get notReadyReason(): string | null {
     if (this.#options.isDraining()) return 'shutting down';
-    return this.#options.applier.notReadyReason();
+    return this.#options.notReady?.() ?? this.#options.applier.notReadyReason();
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -112,7 +116,7 @@ export class AdminServer {
       case 'GET /metrics': {
         if (this.#options.protectMetrics && !this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
         const registry = this.#options.metrics.registry;
-        return send(res, 200, registry.contentType, await registry.metrics());
+        return send(res, 200, registry.contentType, await (this.#options.metricsText?.() ?? registry.metrics()));
       }
       case 'GET /api/v1/state':
         if (!this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);

@@ -38,4 +38,5 @@ export const START_FLAGS = {
   'node-name': { type: 'string' },
   region: { type: 'string' },
   'log-level': { type: 'string' },
+  workers: { type: 'string' },
 } as const;

@@ -30,6 +30,7 @@ Options:
       --dns-listen ADDR    GeoDNS listener                      (dns.listen)
       --node-name NAME     this node's name                     (node.name)
       --region NAME        region this node sits in             (node.region)
+      --workers N|auto     data-plane worker processes          (proxy.workers)
       --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (default info)
   -h, --help               show this help
 

@@ -1,3 +1,6 @@
+import cluster from 'node:cluster';
+import { portSharing, startPrimary, workerCount } from '../cluster/primary.js';
+import { runWorker } from '../cluster/worker.js';
 import { loadStaticConfig } from '../config/static-load.js';
 import { startDemoRegions } from '../demo/regions.js';
 import { startMeridian } from '../main.js';
@@ -23,12 +26,19 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     dnsListen: values['dns-listen'],
     nodeName: values['node-name'],
     region: values.region,
+    workers: values.workers,
   });
   const logger = createLogger(level);
+  if (cluster.isWorker) {
+    // A data-plane worker of a node with several: it runs until its primary tells it to drain.
+    const id = cluster.worker?.id ?? 0;
+    await runWorker(config, logger.child({ worker: id }), portSharing(config), id, workerCount(config));
+    return new Promise<number>(() => undefined);
+  }
   const regions = demo ? await startDemoRegions(config.store.file as string, logger) : null;
   let meridian;
   try {
-    meridian = await startMeridian(config, { logger });
+    meridian = workerCount(config) > 1 ? await startPrimary(config, logger, portSharing(config)) : await startMeridian(config, { logger });
   } catch (err) {
     await regions?.close();
     throw err;

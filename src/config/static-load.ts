@@ -12,6 +12,7 @@ export interface StaticFlags {
   etcdPrefix?: string | undefined;
   dnsListen?: string | undefined;
   nodeName?: string | undefined;
+  workers?: string | undefined;
   region?: string | undefined;
 }
 
@@ -34,6 +35,7 @@ const FLAG_PATHS: ReadonlyArray<[keyof StaticFlags, string, string]> = [
   ['etcdPrefix', '--etcd-prefix', 'store.etcd.prefix'],
   ['dnsListen', '--dns-listen', 'dns.listen'],
   ['nodeName', '--node-name', 'node.name'],
+  ['workers', '--workers', 'proxy.workers'],
   ['region', '--region', 'node.region'],
 ];
 
@@ -42,6 +44,7 @@ function applyFlags(doc: RawObject, flags: StaticFlags): ConfigIssue[] {
   if (flags.listen !== undefined) section(doc, 'proxy').listen = flags.listen;
   if (flags.admin !== undefined) section(doc, 'admin').listen = flags.admin;
   if (flags.nodeName !== undefined) section(doc, 'node').name = flags.nodeName;
+  if (flags.workers !== undefined) section(doc, 'proxy').workers = /^\d+$/.test(flags.workers) ? Number(flags.workers) : flags.workers;
   if (flags.region !== undefined) section(doc, 'node').region = flags.region;
   if (flags.routes !== undefined && flags.etcd !== undefined) {
     issues.push({ path: '--routes', message: 'cannot be combined with --etcd' });

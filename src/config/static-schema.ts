@@ -4,6 +4,12 @@ import { z } from 'zod';
 import { formatHostPort, isLoopbackHost } from '../net/address.js';
 import { cidr, durationMs, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
 
+/** Whether node:net and node:dgram can bind with SO_REUSEPORT here. */
+export function reusePortSupported(): boolean {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return process.platform === 'linux' && (major > 22 || (major === 22 && minor >= 12));
+}
+
 const zoneName = z
   .string()
   .regex(/^([a-z0-9_]([a-z0-9_-]{0,62})\.)*[a-z0-9_]([a-z0-9_-]{0,62})\.?$/i, 'expected a DNS name such as example.com')
@@ -35,6 +41,17 @@ const proxySchema = z.strictObject({
   maxConnections: z.int().min(1).max(10_000_000).optional(),
   /** `%2F` and `%5C` in request paths: kept encoded, refused (400), or decoded before matching and forwarding. */
   escapedSlashes: z.enum(['keep', 'reject', 'unescape']).default('keep'),
+  /** Data-plane worker processes: `auto` is one per available CPU; 1 serves from a single process. */
+  workers: z.union([z.literal('auto'), z.int().min(1).max(256)], { error: 'expected "auto" or a whole number of workers from 1 to 256' }).default(1),
+  /**
+   * How workers share the listening port: `auto` gives each its own socket with
+   * SO_REUSEPORT where the runtime can (Node >= 22.12 on Linux; the kernel spreads
+   * connections), else the primary accepts and hands connections round-robin.
+   */
+  reusePort: z
+    .union([z.literal('auto'), z.boolean()])
+    .default('auto')
+    .refine((v) => v !== true || reusePortSupported(), 'needs Node >= 22.12 on Linux (SO_REUSEPORT for node:net and node:dgram)'),
 }).refine((p) => p.requestTimeout === 0 || p.headersTimeout <= p.requestTimeout, {
   message: 'headersTimeout cannot exceed requestTimeout',
   path: ['headersTimeout'],

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { StaticConfig } from '../config/static-schema.js';
 import type { Locator } from '../geo/locator.js';
+import type { PortSharing } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Freshness } from './answer-cache.js';
@@ -37,8 +38,11 @@ export class DnsServer {
   #tcp: TcpListener | null = null;
   #address: AddressInfo | null = null;
 
-  constructor(config: DnsConfig, deps: { tables: TableSource; health: { readonly generation: number }; locator: Locator; metrics: Metrics; logger: Logger }) {
+  readonly #sharing: PortSharing;
+
+  constructor(config: DnsConfig, deps: { tables: TableSource; health: { readonly generation: number }; locator: Locator; metrics: Metrics; logger: Logger; sharing?: PortSharing }) {
     this.#config = config;
+    this.#sharing = deps.sharing ?? 'own';
     this.#logger = deps.logger;
     this.#metrics = new DnsMetrics(deps.metrics);
     this.#zones = new ZoneSet(config.zones);
@@ -62,7 +66,7 @@ export class DnsServer {
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.#config.listen;
     for (let attempt = 1; ; attempt++) {
-      const udp = new UdpListener(host, this.#answer, this.#logger);
+      const udp = new UdpListener(host, this.#answer, this.#logger, this.#sharing);
       const bound = await udp.listen(host, port);
       const tcp = new TcpListener(
         this.#answer,
@@ -70,7 +74,7 @@ export class DnsServer {
         this.#logger,
       );
       try {
-        await tcp.listen(host, bound.port);
+        await tcp.listen(host, bound.port, this.#sharing);
       } catch (err) {
         await udp.close();
         if (port !== 0 || attempt >= BIND_ATTEMPTS) throw err;

@@ -1,6 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
+import { sharingOptions, type PortSharing } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Answerer } from './answerer.js';
 
@@ -10,11 +11,18 @@ export class UdpListener {
   readonly #answer: Answerer;
   readonly #logger: Logger;
 
-  constructor(host: string, answer: Answerer, logger: Logger) {
+  readonly #sharing: PortSharing;
+
+  constructor(host: string, answer: Answerer, logger: Logger, sharing: PortSharing = 'own') {
     // Answers go to the literal address a query came from: resolve it on the spot,
     // without dns.lookup's extra tick per datagram.
     const family = isIP(host) === 6 ? 6 : 4;
-    this.#socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: (address, _options, done) => done(null, address, isIP(address) || family) });
+    this.#sharing = sharing;
+    this.#socket = createSocket({
+      type: family === 6 ? 'udp6' : 'udp4',
+      lookup: (address, _options, done) => done(null, address, isIP(address) || family),
+      ...(sharing === 'reuseport' ? { reusePort: true } : {}),
+    });
     this.#answer = answer;
     this.#logger = logger;
     this.#socket.on('message', (message, peer) => this.#received(message, peer.address, peer.port));
@@ -27,7 +35,7 @@ export class UdpListener {
     return new Promise((resolve, reject) => {
       const failed = (err: Error): void => reject(err);
       this.#socket.once('error', failed);
-      this.#socket.bind({ address: host, port, exclusive: true }, () => {
+      this.#socket.bind({ address: host, port, exclusive: sharingOptions(this.#sharing).exclusive }, () => {
         this.#socket.off('error', failed);
         resolve(this.#socket.address());
       });

@@ -17,6 +17,19 @@ export const RANK_UNCHECKED = 1;
 /** Failed its checks, or ejected by passive signals. */
 export const RANK_DOWN = 2;
 
+/** What a node's control plane tells its data-plane workers about one endpoint identity. */
+export interface HealthView {
+  readonly key: string;
+  readonly state: HealthState;
+  readonly rank: number;
+  readonly reason: string;
+  readonly changedAt: number;
+  readonly ejectedUntil: number;
+  readonly rampUntil: number;
+  readonly lastCheckAt: number;
+  readonly lastCheckRttMs: number | null;
+}
+
 /** Receives every change of an endpoint's usability, once per flip. */
 export interface HealthListener {
   changed(health: EndpointHealth, previousRank: number): void;
@@ -125,6 +138,27 @@ export class EndpointHealth {
     this.#ejectionTimer = setTimeout(() => this.#endEjection(), durationMs);
     this.#ejectionTimer.unref();
     this.#update(reason);
+  }
+
+  /** The state workers mirror. */
+  view(): HealthView {
+    const { key, state, rank, reason, changedAt, ejectedUntil, rampUntil, lastCheckAt, lastCheckRttMs } = this;
+    return { key, state, rank, reason, changedAt, ejectedUntil, rampUntil, lastCheckAt, lastCheckRttMs };
+  }
+
+  /** Takes the state the control plane decided (a worker's copy checks nothing and ejects nothing itself). */
+  applyView(view: HealthView): void {
+    this.state = view.state;
+    this.reason = view.reason;
+    this.ejectedUntil = view.ejectedUntil;
+    this.rampUntil = view.rampUntil;
+    this.lastCheckAt = view.lastCheckAt;
+    this.lastCheckRttMs = view.lastCheckRttMs;
+    if (view.rank === this.rank) return;
+    const previous = this.rank;
+    this.rank = view.rank;
+    this.changedAt = view.changedAt;
+    this.#listener.changed(this, previous);
   }
 
   /** Stops timers: the identity is no longer in use. */

@@ -3,7 +3,7 @@ import { formatHostPort } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ActiveChecker, type CheckObserver } from './checker.js';
-import { EndpointHealth, RANK_DOWN, RANK_HEALTHY, type HealthCheckSpec, type HealthListener } from './endpoint-health.js';
+import { EndpointHealth, RANK_DOWN, RANK_HEALTHY, type HealthCheckSpec, type HealthListener, type HealthView } from './endpoint-health.js';
 
 export type { HealthCheckSpec } from './endpoint-health.js';
 
@@ -16,10 +16,16 @@ export function healthKey(address: HostPort, check: HealthCheckSpec): string {
 
 /** Settings of the registry. */
 export interface HealthRegistryOptions {
-  /** Run active checks (off only in tests of the routing logic itself). */
+  /** Run active checks (off in tests of the routing logic itself, and in a worker's copy). */
   readonly activeChecks: boolean;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /**
+   * A data-plane worker's copy of the control plane's registry: state arrives
+   * through applyViews(); flips are neither logged nor counted here (the
+   * control plane does both, once per node).
+   */
+  readonly mirror?: boolean;
 }
 
 const RANK_NAMES = ['healthy', 'unchecked', 'down'];
@@ -32,7 +38,9 @@ const RANK_NAMES = ['healthy', 'unchecked', 'down'];
 export class HealthRegistry implements HealthListener, CheckObserver {
   readonly #entries = new Map<string, { health: EndpointHealth; checker: ActiveChecker | null }>();
   readonly #options: HealthRegistryOptions;
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new Set<(health: EndpointHealth) => void>();
+  /** Views of identities this copy does not use yet: applied when a table acquires them. */
+  readonly #pendingViews = new Map<string, HealthView>();
 
   constructor(options: HealthRegistryOptions) {
     this.#options = options;
@@ -47,8 +55,13 @@ export class HealthRegistry implements HealthListener, CheckObserver {
       const checker = this.#options.activeChecks ? new ActiveChecker(health, this) : null;
       entry = { health, checker };
       this.#entries.set(key, entry);
-      this.#options.metrics.endpointUp.set({ endpoint: key }, 1);
+      if (this.#options.mirror !== true) this.#options.metrics.endpointUp.set({ endpoint: key }, 1);
       checker?.start();
+      const view = this.#pendingViews.get(key);
+      if (view !== undefined) {
+        this.#pendingViews.delete(key);
+        health.applyView(view);
+      }
     }
     entry.health.rampMs = slowStartMs;
     return entry.health;
@@ -57,9 +70,23 @@ export class HealthRegistry implements HealthListener, CheckObserver {
   /** Bumped on every change of any endpoint's usability: answers computed under another value are stale. */
   generation = 0;
 
-  /** Calls `listener` after every change of any endpoint's usability. */
-  onChange(listener: () => void): void {
+  /** Calls `listener` after every change of any endpoint's usability, with the endpoint. */
+  onChange(listener: (health: EndpointHealth) => void): void {
     this.#listeners.add(listener);
+  }
+
+  /** The state of every identity, as workers mirror it. */
+  views(): HealthView[] {
+    return [...this.#entries.values()].map((entry) => entry.health.view());
+  }
+
+  /** A worker's copy: takes the control plane's state of these identities (kept for ones not in use yet). */
+  applyViews(views: readonly HealthView[]): void {
+    for (const view of views) {
+      const entry = this.#entries.get(view.key);
+      if (entry === undefined) this.#pendingViews.set(view.key, view);
+      else entry.health.applyView(view);
+    }
   }
 
   /** Forgets identities no longer used by the routing table in force, and stops checking them. */
@@ -70,7 +97,7 @@ export class HealthRegistry implements HealthListener, CheckObserver {
       entry.checker?.stop();
       entry.health.dispose();
       this.#entries.delete(key);
-      this.#options.metrics.endpointUp.remove({ endpoint: key });
+      if (this.#options.mirror !== true) this.#options.metrics.endpointUp.remove({ endpoint: key });
     }
   }
 
@@ -94,6 +121,11 @@ export class HealthRegistry implements HealthListener, CheckObserver {
 
   /** HealthListener: one log line and metric update per flip. */
   changed(health: EndpointHealth, previousRank: number): void {
+    this.generation++;
+    if (this.#options.mirror === true) {
+      for (const listener of this.#listeners) listener(health);
+      return;
+    }
     const { logger, metrics } = this.#options;
     metrics.endpointUp.set({ endpoint: health.key }, health.rank === RANK_DOWN ? 0 : 1);
     if (health.ejected && health.rank === RANK_DOWN) metrics.ejections.inc({ reason: health.reason });
@@ -101,8 +133,7 @@ export class HealthRegistry implements HealthListener, CheckObserver {
     if (health.rank === RANK_DOWN) logger.warn(fields, 'endpoint down');
     else if (health.rank === RANK_HEALTHY) logger.info(fields, 'endpoint healthy');
     else logger.info(fields, 'endpoint unchecked');
-    this.generation++;
-    for (const listener of this.#listeners) listener();
+    for (const listener of this.#listeners) listener(health);
   }
 
   /** CheckObserver: counts check results. */

@@ -56,3 +56,23 @@ export function isLoopbackHost(host: string): boolean {
   if (v6 === null) return false;
   return v6 === 1n || (v6 >> 32n === 0xffffn && Number(v6 & 0xffffffffn) >>> 24 === 127);
 }
+
+/**
+ * How a listening port is held when a node runs several processes: by this
+ * process alone (`own`), through the cluster primary that accepts for its
+ * workers (`shared`), or by every worker with SO_REUSEPORT (`reuseport`: the
+ * kernel spreads connections and datagrams).
+ */
+export type PortSharing = 'own' | 'shared' | 'reuseport';
+
+/** The extra node:net listen / node:dgram bind options for a way of sharing a port. */
+export function sharingOptions(sharing: PortSharing): { exclusive: boolean; reusePort?: true } {
+  switch (sharing) {
+    case 'reuseport':
+      return { exclusive: true, reusePort: true };
+    case 'shared':
+      return { exclusive: false };
+    default:
+      return { exclusive: true };
+  }
+}

@@ -105,25 +105,26 @@ export class Metrics {
     });
     this.upstreamErrors = new Counter({ name: 'meridian_upstream_errors_total', help: 'Failed upstream attempts by service, region and error code.', labelNames: ['service', 'region', 'code'], registers });
     this.proxyErrors = new Counter({ name: 'meridian_proxy_errors_total', help: 'Responses produced by Meridian itself, by error code.', labelNames: ['code'], registers });
-    this.configReloads = new Counter({ name: 'meridian_config_reloads_total', help: 'Routing-table applies by source and result (applied, rejected, unchanged).', labelNames: ['source', 'result'], registers });
-    this.configRevision = new Gauge({ name: 'meridian_config_revision', help: 'Revision of the routing table in force.', registers });
+    // A node with workers sums its processes' metrics; what every process holds a copy of is not summed.
+    this.configReloads = new Counter({ name: 'meridian_config_reloads_total', help: 'Routing-table applies by source and result (applied, rejected, unchanged).', labelNames: ['source', 'result'], registers, aggregator: 'max' });
+    this.configRevision = new Gauge({ name: 'meridian_config_revision', help: 'Revision of the routing table in force (with workers: the lowest any process serves).', registers, aggregator: 'min' });
     this.configRejected = new Counter({
       name: 'meridian_config_rejected_total',
       help: 'Routing-table changes refused, by source (file, etcd) and reason (unreadable, syntax, schema, reference, empty); the table in force stays.',
       labelNames: ['source', 'reason'],
       registers,
     });
-    this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers });
+    this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers, aggregator: 'max' });
     this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
     this.connectionsRefused = new Counter({ name: 'meridian_connections_refused_total', help: 'Client connections closed on arrival because proxy.maxConnections were open.', registers });
-    this.endpointUp = new Gauge({ name: 'meridian_endpoint_up', help: 'Whether an endpoint identity (address and check settings) may take traffic: 1 up, 0 down.', labelNames: ['endpoint'], registers });
+    this.endpointUp = new Gauge({ name: 'meridian_endpoint_up', help: 'Whether an endpoint identity (address and check settings) may take traffic: 1 up, 0 down.', labelNames: ['endpoint'], registers, aggregator: 'max' });
     this.healthChecks = new Counter({ name: 'meridian_health_checks_total', help: 'Active health checks by result (ok, or the failure reason).', labelNames: ['result'], registers });
     this.ejections = new Counter({ name: 'meridian_ejections_total', help: 'Endpoints taken out of rotation by passive signals, by reason.', labelNames: ['reason'], registers });
     this.retries = new Counter({ name: 'meridian_retries_total', help: 'Requests sent again after a failed try, by service and the failure that caused it.', labelNames: ['service', 'reason'], registers });
     this.retriesDenied = new Counter({ name: 'meridian_retries_denied_total', help: 'Retries not made because the service retry budget was spent.', labelNames: ['service'], registers });
     this.failovers = new Counter({ name: 'meridian_failovers_total', help: 'Retries that moved a request to another region, by service and regions.', labelNames: ['service', 'from', 'to'], registers });
-    this.etcdConnected = new Gauge({ name: 'meridian_etcd_connected', help: 'Whether the etcd store is connected (1) or not (0).', registers });
-    this.etcdKeysRejected = new Gauge({ name: 'meridian_etcd_keys_rejected', help: 'etcd keys whose current value is rejected (their last valid version stays in force).', registers });
+    this.etcdConnected = new Gauge({ name: 'meridian_etcd_connected', help: 'Whether the etcd store is connected (1) or not (0).', registers, aggregator: 'max' });
+    this.etcdKeysRejected = new Gauge({ name: 'meridian_etcd_keys_rejected', help: 'etcd keys whose current value is rejected (their last valid version stays in force).', registers, aggregator: 'max' });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'meridian_' });
   }
 

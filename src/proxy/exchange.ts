@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Origin } from '../geo/origin.js';
-import { recordFailure, recordSuccess } from '../health/passive.js';
+import type { PassiveSink } from './passive-sink.js';
 import type { Metrics } from '../observability/metrics.js';
 import { selectEndpoint } from '../routing/select.js';
 import type { Endpoint, Route, Version } from '../routing/table.js';
@@ -23,6 +23,8 @@ export interface ExchangeHost {
   finished(exchange: Exchange, status: number, error: ProxyError | null): void;
   /** The retry budget of a service, kept across routing-table swaps. */
   budgetFor(service: string): RetryBudget;
+  /** Where what a try saw goes: passive health decides whether to eject. */
+  readonly passive: PassiveSink;
 }
 
 /** Everything routing decided for a request, and what is needed to send it again. */
@@ -179,8 +181,8 @@ export class Exchange implements AttemptOwner {
     attempt.headReceived();
     const ep = attempt.endpoint;
     ep.upstream.recordLatency(performance.now() - attempt.sentAt);
-    if (statusCode >= 500) recordFailure(ep, 'status-5xx');
-    else recordSuccess(ep);
+    if (statusCode >= 500) this.#host.passive.failure(ep, 'status-5xx');
+    else if (ep.health.consecutive5xx !== 0) this.#host.passive.success(ep);
     if (retryableStatus(statusCode) && this.#planRetry(false, `status-${statusCode}`)) {
       // Read the answer to its end (it is small) so the connection stays usable.
       this.#discarding = attempt;
@@ -227,7 +229,7 @@ export class Exchange implements AttemptOwner {
     }
     if (this.#clientGone) return;
     const error = classifyUpstreamError(err);
-    if (error.passive !== null) recordFailure(attempt.endpoint, error.passive);
+    if (error.passive !== null) this.#host.passive.failure(attempt.endpoint, error.passive);
     if (!this.res.headersSent && this.#planRetry(error.beforeSend, error.code)) {
       this.#sendPlannedRetry();
       return;
@@ -263,7 +265,7 @@ export class Exchange implements AttemptOwner {
     const next = selectEndpoint(this.plan.version, this.plan.origin, service.failWhenAllDown, ctx);
     if (next === null) return false;
     const budget = this.#host.budgetFor(service.name);
-    if (!budget.tryAcquire(service.spec.retries.budget, now)) {
+    if (!budget.tryAcquire(service.retryBudget, now)) {
       this.#host.metrics.retriesDenied.inc({ service: service.name });
       return false;
     }

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import type { HostPort } from '../net/address.js';
+import { sharingOptions, type HostPort, type PortSharing } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { classifyClientError, ERRORS, sendError, sendRawError, type ProxyError } from './errors.js';
@@ -10,6 +10,7 @@ import { Exchange, mayResendBody, type ExchangeHost } from './exchange.js';
 import { readRequestHead } from './headers.js';
 import { RequestBody } from './request-body.js';
 import { RequestResolver, type Rejection, type ResolverOptions } from './resolve.js';
+import { LOCAL_PASSIVE, type PassiveSink } from './passive-sink.js';
 import { RetryBudget } from './retry-budget.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
 
@@ -22,6 +23,12 @@ export interface ProxyOptions extends ResolverOptions {
   readonly keepAliveTimeoutMs: number;
   /** Client connections open at once; more are refused. 0: no cap. */
   readonly maxConnections: number;
+  /** How the listening port is held among a node's processes (default: by this process alone). */
+  readonly sharing?: PortSharing;
+  /** This process's worker number in a node with several (shown in debug headers). */
+  readonly worker?: number;
+  /** Where passive-health signals go: decided here (the default), or sent to the node's control plane. */
+  readonly passive?: PassiveSink;
   readonly logger: Logger;
 }
 
@@ -69,17 +76,22 @@ export class ProxyServer implements ExchangeHost {
     });
   }
 
-  /** Starts listening; resolves with the bound address. */
-  async listen(): Promise<AddressInfo> {
-    const { host, port } = this.#options.listen;
+  /** Starts listening (on `port` instead of the configured one when given); resolves with the bound address. */
+  async listen(port = this.#options.listen.port): Promise<AddressInfo> {
+    const { host } = this.#options.listen;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host, port }, () => {
+      this.server.listen({ host, port, ...sharingOptions(this.#options.sharing ?? 'own') }, () => {
         this.server.off('error', reject);
         resolve();
       });
     });
     return this.server.address() as AddressInfo;
+  }
+
+  /** ExchangeHost: where passive-health signals go. */
+  get passive(): PassiveSink {
+    return this.#options.passive ?? LOCAL_PASSIVE;
   }
 
   /** ExchangeHost: the metrics registry. */
@@ -208,6 +220,7 @@ export class ProxyServer implements ExchangeHost {
     if (this.#options.debugHeaders) {
       const ep = exchange.endpoint;
       headers.push('x-meridian-region', ep.region.name, 'x-meridian-version', ep.version, 'x-meridian-endpoint', ep.key);
+      if (this.#options.worker !== undefined) headers.push('x-meridian-worker', String(this.#options.worker));
     }
     if (this.#draining) headers.push('connection', 'close');
   }

@@ -36,6 +36,13 @@ export interface CompileContext {
   readonly node: Origin;
   /** `kind.name` of objects rejected by validation, so references to them say so. */
   readonly rejected?: ReadonlySet<string>;
+  /** Processes serving traffic for the node (its workers): per-node limits are divided among them. Default 1. */
+  readonly processes?: number;
+}
+
+/** A per-node limit as one of `processes` processes applies it: its share, rounded up (never below 1 when it was). */
+function share(limit: number, processes: number): number {
+  return limit === 0 ? 0 : Math.max(1, Math.ceil(limit / processes));
 }
 
 function compileRegions(specs: Readonly<Record<string, RegionSpec>>): Map<string, Region> {
@@ -87,7 +94,7 @@ function compileService(name: string, spec: ServiceSpec, regions: ReadonlyMap<st
             seriesKey: `${versionName}\u0000${region.name}`,
             upstream: ctx.bindings.upstream(ep.address, spec.timeouts.connect),
             health: ctx.bindings.health(ep.address, spec.healthCheck, spec.slowStart),
-            maxConcurrent: spec.limits.maxConcurrentPerEndpoint ?? Number.POSITIVE_INFINITY,
+            maxConcurrent: spec.limits.maxConcurrentPerEndpoint === undefined ? Number.POSITIVE_INFINITY : share(spec.limits.maxConcurrentPerEndpoint, ctx.processes ?? 1),
             outlier: spec.outlier,
             peers,
           }),
@@ -117,6 +124,7 @@ function compileService(name: string, spec: ServiceSpec, regions: ReadonlyMap<st
     connectTimeoutMs: spec.timeouts.connect,
     requestTimeoutMs: spec.timeouts.request,
     retryAttempts: spec.retries.attempts,
+    retryBudget: { percent: spec.retries.budget.percent, minConcurrent: share(spec.retries.budget.minConcurrent, ctx.processes ?? 1) },
     perTryTimeoutMs: spec.retries.perTryTimeout ?? spec.timeouts.request,
     failWhenAllDown: spec.whenAllDown === 'fail',
   });

@@ -118,6 +118,8 @@ export interface Service {
   readonly requestTimeoutMs: number;
   /** Extra tries after the first. */
   readonly retryAttempts: number;
+  /** The service's retry budget as this process applies it (its share of `minConcurrent` when the node has workers). */
+  readonly retryBudget: { readonly percent: number; readonly minConcurrent: number };
   /** Bound on each try's wait for response headers; the request timeout when not set. */
   readonly perTryTimeoutMs: number;
   readonly failWhenAllDown: boolean;

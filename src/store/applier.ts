@@ -41,6 +41,10 @@ export interface ApplierOptions {
   readonly snapshotPath: string | null;
   /** Identity of the source, recorded in the snapshot (`file:/abs/path`, `etcd:/prefix/`). */
   readonly origin: string;
+  /** Processes serving traffic for the node: per-node limits are divided among them (routing/compile.ts). Default 1. */
+  readonly processes?: number;
+  /** Called after each swap with the table and the snapshot it was built from (a primary hands it to its workers). */
+  readonly onSwap?: (table: RoutingTable, snapshot: StoreSnapshot) => void;
 }
 
 type Update = { readonly kind: 'apply'; readonly snapshot: StoreSnapshot } | { readonly kind: 'reject'; readonly source: TableSource; readonly issues: readonly ConfigIssue[] };
@@ -159,7 +163,7 @@ export class TableApplier {
       return { result: 'unchanged' };
     }
     const revision = snapshot.revision ?? this.#fileRevision + 1;
-    const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#options.runtime };
+    const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#options.runtime, processes: this.#options.processes ?? 1 };
     const compiled = await compileTableSliced(snapshot.doc, context, this.#current);
     if (compiled.issues.length > 0) {
       // The store validated the document as a whole, so this is a disagreement between checks: keep serving, say so.
@@ -167,6 +171,7 @@ export class TableApplier {
       return this.#refuse(snapshot.source, [...heldBack, ...compiled.issues]);
     }
     this.#swap(compiled.table, snapshot.doc, stale);
+    this.#options.onSwap?.(compiled.table, snapshot);
     if (snapshot.revision === undefined) this.#fileRevision = revision;
     this.#show(heldBack);
     metrics.configReloads.inc({ source: snapshot.source, result: 'applied' });

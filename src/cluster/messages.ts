@@ -1,0 +1,97 @@
+import type { AddressInfo } from 'node:net';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { ConfigIssue } from '../config/issues.js';
+import type { HealthView } from '../health/endpoint-health.js';
+import type { PassiveSignal } from '../net/failures.js';
+import type { TableSource } from '../routing/table.js';
+
+/**
+ * What a node's primary (the control plane) and its workers (the data plane)
+ * say to each other over the cluster's IPC channel (advanced serialization, so
+ * bytes cross as bytes).
+ */
+
+/** A validated routing document to compile and swap in, with the health of every endpoint identity. */
+export interface TableMessage {
+  readonly type: 'table';
+  readonly source: TableSource;
+  readonly revision: number;
+  readonly stale: boolean;
+  /** Changes the primary's store held back: shown, not applied. */
+  readonly heldBack: readonly ConfigIssue[];
+  /** The document as routing-lines bytes (config/routing-lines.ts). */
+  readonly encoded: Uint8Array;
+  readonly health: readonly HealthView[];
+}
+
+/** Endpoints whose health changed. */
+export interface HealthMessage {
+  readonly type: 'health';
+  readonly views: readonly HealthView[];
+}
+
+/** Where to listen: the configured ports, or the ones the first worker got for port 0. */
+export interface ListenMessage {
+  readonly type: 'listen';
+  readonly proxyPort: number;
+  readonly dnsPort: number | null;
+}
+
+/** Stop taking traffic: drain for `delayMs`, let requests finish for up to `timeoutMs`, then exit. */
+export interface DrainMessage {
+  readonly type: 'drain';
+  readonly delayMs: number;
+  readonly timeoutMs: number;
+}
+
+/** Send your metrics, tagged with this id. */
+export interface MetricsRequest {
+  readonly type: 'metrics';
+  readonly id: number;
+}
+
+/** Everything the primary sends a worker. */
+export type ToWorker = TableMessage | HealthMessage | ListenMessage | DrainMessage | MetricsRequest;
+
+/** A worker is up and waits for its table and where to listen. */
+export interface ReadyMessage {
+  readonly type: 'ready';
+}
+
+/** A worker listens. */
+export interface ListeningMessage {
+  readonly type: 'listening';
+  readonly proxy: AddressInfo;
+  readonly dns: AddressInfo | null;
+}
+
+/** A worker swapped in a table. */
+export interface AppliedMessage {
+  readonly type: 'applied';
+  readonly revision: number;
+}
+
+/** What a try saw of an endpoint, for the primary's passive health to judge. */
+export interface PassiveMessage {
+  readonly type: 'passive';
+  readonly service: string;
+  readonly version: string;
+  readonly region: string;
+  readonly key: string;
+  readonly signal: PassiveSignal | 'success';
+}
+
+/** A worker's metrics, answering a MetricsRequest. */
+export interface MetricsReply {
+  readonly type: 'metrics';
+  readonly id: number;
+  readonly metrics: MetricObjectWithValues<MetricValue<string>>[];
+}
+
+/** Everything a worker sends the primary. */
+export type ToPrimary = ReadyMessage | ListeningMessage | AppliedMessage | PassiveMessage | MetricsReply;
+
+/** Whether an IPC message is one of the worker protocol's (not prom-client's or Node's own). */
+export function isProtocolMessage<T extends { type: string }>(message: unknown): message is T {
+  return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,163 @@
+import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { AdminServer } from '../admin/server.js';
+import { RoutingParser } from '../config/routing-parser.js';
+import { encodeDocument } from '../config/routing-lines.js';
+import { reusePortSupported, type StaticConfig } from '../config/static-schema.js';
+import { Locator } from '../geo/locator.js';
+import { recordFailure, recordSuccess } from '../health/passive.js';
+import { HealthRegistry } from '../health/registry.js';
+import { Lifecycle } from '../lifecycle.js';
+import type { Meridian } from '../main.js';
+import type { Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import type { RoutingTable } from '../routing/table.js';
+import { TableApplier, type StoreSnapshot } from '../store/applier.js';
+import { startEtcdSource } from '../store/etcd-source.js';
+import { startFileSource } from '../store/file-source.js';
+import type { RoutingSource } from '../store/source.js';
+import type { PassiveMessage, TableMessage, ToWorker } from './messages.js';
+import { controlRuntime } from './control-runtime.js';
+import { WorkerPool } from './workers.js';
+
+/** How many data-plane workers a configuration asks for. */
+export function workerCount(config: StaticConfig): number {
+  return config.proxy.workers === 'auto' ? availableParallelism() : config.proxy.workers;
+}
+
+/** How a node's workers share the listening ports: SO_REUSEPORT where the runtime can, else through the primary. */
+export function portSharing(config: StaticConfig): 'shared' | 'reuseport' {
+  const wanted = config.proxy.reusePort;
+  return wanted === true || (wanted === 'auto' && reusePortSupported()) ? 'reuseport' : 'shared';
+}
+
+/** The endpoint a worker's passive signal is about, in the primary's table; undefined when that table no longer has it. */
+function endpointOf(table: RoutingTable | null, message: PassiveMessage) {
+  const version = table?.services.get(message.service)?.versions.get(message.version);
+  return version?.groups.find((g) => g.region.name === message.region)?.all.find((ep) => ep.key === message.key);
+}
+
+/**
+ * A node's primary process: the control plane. It owns the routing source,
+ * validation, the last-good snapshot, the active health checks (once per node,
+ * however many workers), fleet publishing and the admin API; it hands every
+ * table it applies, and every health change, to the workers, judges the
+ * passive-health signals they send, and aggregates their metrics. The workers
+ * own the proxy and GeoDNS listeners (cluster/worker.ts).
+ */
+export async function startPrimary(config: StaticConfig, logger: Logger, sharing: 'shared' | 'reuseport'): Promise<Meridian> {
+  const metrics = new Metrics({ defaultMetrics: true });
+  const locator = new Locator(config.geo.networks, config.node);
+  const etcd = config.store.etcd;
+  const origin = etcd === undefined ? `file:${resolve(config.store.file as string)}` : `etcd:${etcd.prefix}`;
+  const health = new HealthRegistry({ activeChecks: true, logger, metrics });
+  let pool: WorkerPool | null = null;
+  let latest: TableMessage | null = null;
+  const broadcastTable = (table: RoutingTable, snapshot: StoreSnapshot): void => {
+    latest = {
+      type: 'table',
+      source: table.source,
+      revision: table.revision,
+      stale: snapshot.stale ?? false,
+      heldBack: snapshot.heldBack ?? [],
+      encoded: encodeDocument(snapshot.doc),
+      health: health.views(),
+    };
+    pool?.broadcast(latest);
+  };
+  const applier = new TableApplier({ runtime: controlRuntime(health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin, onSwap: broadcastTable });
+  health.onChange((changed) => pool?.broadcast({ type: 'health', views: [changed.view()] } satisfies ToWorker));
+  const parser = new RoutingParser();
+  let source: RoutingSource | null = null;
+  let draining = false;
+  const reload = async (): Promise<{ result: string; errors: { key: string; message: string }[] }> => {
+    const outcome = source === null ? 'unchanged' : await source.reload();
+    return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
+  };
+  const aggregatedMetrics = async (): Promise<string> => {
+    const own: MetricObjectWithValues<MetricValue<string>>[] = await metrics.registry.getMetricsAsJSON();
+    const workers = pool === null ? [] : await pool.metrics();
+    return AggregatorRegistry.aggregate([own, ...workers]).metrics();
+  };
+  const admin = new AdminServer({
+    listen: config.admin.listen,
+    token: config.admin.token,
+    protectMetrics: config.admin.protectMetrics,
+    config,
+    applier,
+    metrics,
+    logger,
+    isDraining: () => draining,
+    notReady: () => (pool === null || pool.listening === 0 ? 'no worker is serving' : null),
+    metricsText: aggregatedMetrics,
+    reload,
+    storeState: () => source?.state() ?? { kind: etcd === undefined ? 'file' : 'etcd', starting: true },
+    partsState: () => ({ workers: pool?.state() ?? [] }),
+  });
+  const workers = new WorkerPool({
+    count: workerCount(config),
+    proxyPort: config.proxy.listen.port,
+    dnsPort: config.dns?.listen.port ?? null,
+    ownSockets: sharing === 'reuseport',
+    logger,
+    initial: () => (latest === null ? [] : [latest]),
+    onMessage(_worker, message) {
+      if (message.type !== 'passive') return;
+      const ep = endpointOf(applier.current, message);
+      if (ep === undefined) return;
+      if (message.signal === 'success') recordSuccess(ep);
+      else recordFailure(ep, message.signal);
+    },
+  });
+  const bound: { admin?: AddressInfo; proxy?: AddressInfo; dns?: AddressInfo | null } = {};
+  const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
+  const lifecycle = new Lifecycle(logger);
+  await lifecycle.start([
+    { name: 'routing parser', start: () => undefined, stop: () => parser.close() },
+    { name: 'table applier', start: () => undefined, stop: () => applier.flush() },
+    {
+      name: 'admin listener',
+      async start() {
+        bound.admin = await admin.listen();
+      },
+      stop: () => admin.close(),
+    },
+    { name: 'health checks', start: () => undefined, stop: () => health.close() },
+    {
+      name: 'routing source',
+      async start() {
+        source =
+          etcd === undefined
+            ? await startFileSource(config.store.file as string, applier, parser, { path: config.store.snapshot, origin }, logger)
+            : await startEtcdSource(etcd, applier, { path: config.store.snapshot, origin }, { logger, metrics, node: config.node, health });
+        source.watch();
+      },
+      stop: () => source?.close(),
+    },
+    {
+      name: 'workers',
+      async start() {
+        pool = workers;
+        const listening = await workers.start();
+        bound.proxy = listening.proxy;
+        bound.dns = listening.dns;
+      },
+      async stop() {
+        logger.info({ workers: workers.listening, delayMs, timeoutMs }, 'shutting down: draining the workers');
+        await workers.drain(delayMs, timeoutMs);
+      },
+    },
+  ]);
+  const { admin: adminAddress, proxy: proxyAddress, dns: dnsAddress = null } = bound;
+  if (adminAddress === undefined || proxyAddress === undefined) throw new Error('the listeners started without an address');
+  logger.info({ proxy: proxyAddress, admin: adminAddress, node: config.node.name, store: origin, workers: workers.listening, sharing }, 'meridian started');
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    draining = true;
+    closing ??= lifecycle.stop().then(() => logger.info('meridian stopped'));
+    return closing;
+  };
+  return { config, proxyAddress, adminAddress, dnsAddress, applier, metrics, logger, close };
+}

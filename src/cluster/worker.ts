@@ -1,0 +1,153 @@
+import type { AddressInfo } from 'node:net';
+import { DocumentDecoder } from '../config/routing-lines.js';
+import type { StaticConfig } from '../config/static-schema.js';
+import { DnsServer } from '../dns/server.js';
+import { attachGeoDatabase } from '../geo/attach.js';
+import { Locator } from '../geo/locator.js';
+import type { GeoDatabase } from '../geo/mmdb.js';
+import { HealthRegistry } from '../health/registry.js';
+import { Lifecycle } from '../lifecycle.js';
+import type { PortSharing } from '../net/address.js';
+import type { PassiveSignal } from '../net/failures.js';
+import { PrefixMap } from '../net/prefix-map.js';
+import type { Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import type { PassiveSink } from '../proxy/passive-sink.js';
+import { servingRuntime } from '../proxy/runtime.js';
+import { ProxyServer } from '../proxy/server.js';
+import { UpstreamRegistry } from '../proxy/upstream.js';
+import type { Endpoint } from '../routing/table.js';
+import { TableApplier } from '../store/applier.js';
+import { isProtocolMessage, type ToPrimary, type ToWorker } from './messages.js';
+
+/** The worker's end of the IPC channel. */
+function send(message: ToPrimary): void {
+  process.send?.(message);
+}
+
+/**
+ * In a worker, passive-health signals go to the primary, which judges them for
+ * the whole node and tells every worker the outcome. A 5xx run is counted here
+ * too, so that the success ending it is reported (and nothing else is).
+ */
+const REMOTE_PASSIVE: PassiveSink = {
+  failure(ep: Endpoint, signal: PassiveSignal) {
+    if (signal === 'status-5xx') ep.health.consecutive5xx++;
+    send({ type: 'passive', service: ep.service, version: ep.version, region: ep.region.name, key: ep.key, signal });
+  },
+  success(ep: Endpoint) {
+    ep.health.consecutive5xx = 0;
+    send({ type: 'passive', service: ep.service, version: ep.version, region: ep.region.name, key: ep.key, signal: 'success' });
+  },
+};
+
+/**
+ * A data-plane worker of a node: the proxy and GeoDNS listeners, serving the
+ * tables the primary validated (compiled and swapped here, so a worker never
+ * waits on the primary for a request) with the health the primary decides.
+ * It checks nothing itself and exits when the primary tells it to drain, or
+ * when the primary is gone.
+ */
+export async function runWorker(config: StaticConfig, logger: Logger, sharing: PortSharing, worker: number, processes: number): Promise<void> {
+  const metrics = new Metrics({ defaultMetrics: true });
+  const locator = new Locator(config.geo.networks, config.node);
+  const trusted = new PrefixMap<true>();
+  for (const cidr of config.proxy.trustedProxies) trusted.add(cidr, true);
+  const upstreams = new UpstreamRegistry();
+  const health = new HealthRegistry({ activeChecks: false, mirror: true, logger, metrics });
+  const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: null, origin: 'primary', processes });
+  const decoder = new DocumentDecoder();
+  const proxy = new ProxyServer({
+    listen: config.proxy.listen,
+    nodeName: config.node.name,
+    trustedProxies: trusted,
+    debugHeaders: config.proxy.debugHeaders,
+    headersTimeoutMs: config.proxy.headersTimeout,
+    requestTimeoutMs: config.proxy.requestTimeout,
+    keepAliveTimeoutMs: config.proxy.keepAliveTimeout,
+    maxHeaders: config.proxy.maxHeaders,
+    maxConnections: config.proxy.maxConnections ?? 0,
+    escapedSlashes: config.proxy.escapedSlashes,
+    sharing,
+    worker,
+    passive: REMOTE_PASSIVE,
+    tables: applier,
+    locator,
+    metrics,
+    logger,
+  });
+  let drain = { delayMs: 0, timeoutMs: config.proxy.shutdownTimeout };
+  const lifecycle = new Lifecycle(logger);
+  const listen = async (message: Extract<ToWorker, { type: 'listen' }>): Promise<void> => {
+    const bound: { proxy?: AddressInfo; dns?: AddressInfo } = {};
+    let geoDatabase: GeoDatabase | null = null;
+    const dns = config.dns === undefined ? null : new DnsServer({ ...config.dns, listen: { host: config.dns.listen.host, port: message.dnsPort ?? 0 } }, { tables: applier, health, locator, metrics, logger, sharing });
+    await lifecycle.start([
+      {
+        name: 'geo database',
+        async start() {
+          if (config.geo.mmdb !== undefined) geoDatabase = await attachGeoDatabase(config.geo.mmdb, locator, logger);
+          geoDatabase?.watch();
+        },
+        stop: () => geoDatabase?.close(),
+      },
+      { name: 'table applier', start: () => undefined, stop: () => applier.flush() },
+      { name: 'upstream pools', start: () => undefined, stop: () => upstreams.closeAll(true) },
+      { name: 'health records', start: () => undefined, stop: () => health.close() },
+      {
+        name: 'GeoDNS listener',
+        async start() {
+          if (dns !== null) bound.dns = await dns.listen();
+        },
+        stop: () => dns?.close(),
+      },
+      {
+        name: 'proxy listener',
+        async start() {
+          bound.proxy = await proxy.listen(message.proxyPort);
+        },
+        stop: () => proxy.close(drain.timeoutMs, drain.delayMs),
+      },
+    ]);
+    send({ type: 'listening', proxy: bound.proxy as AddressInfo, dns: bound.dns ?? null });
+  };
+  const handle = async (message: ToWorker): Promise<void> => {
+    switch (message.type) {
+      case 'table': {
+        const doc = await decoder.decode(message.encoded);
+        const encoded = message.encoded;
+        const outcome = await applier.apply({ source: message.source, doc, rawJson: () => encoded, revision: message.revision, stale: message.stale, heldBack: message.heldBack });
+        health.applyViews(message.health);
+        if (outcome.result !== 'superseded') send({ type: 'applied', revision: message.revision });
+        return;
+      }
+      case 'health':
+        health.applyViews(message.views);
+        return;
+      case 'listen':
+        return listen(message);
+      case 'metrics':
+        send({ type: 'metrics', id: message.id, metrics: await metrics.registry.getMetricsAsJSON() });
+        return;
+      case 'drain':
+        drain = { delayMs: message.delayMs, timeoutMs: message.timeoutMs };
+        await lifecycle.stop();
+        process.exit(0);
+    }
+  };
+  // Messages are handled one at a time, in order: a table is in force before the listener opens.
+  let queue: Promise<void> = Promise.resolve();
+  process.on('message', (message: unknown) => {
+    if (!isProtocolMessage<ToWorker>(message)) return;
+    // Metrics are answered at once: they must not wait behind a large table.
+    if (message.type === 'metrics') {
+      void handle(message);
+      return;
+    }
+    queue = queue.then(() => handle(message)).catch((err: Error) => logger.error({ err: err.message, stack: err.stack, message: message.type }, 'worker could not handle a message from the primary'));
+  });
+  // The primary coordinates every stop; a worker left alone stops serving at once.
+  process.on('disconnect', () => void lifecycle.stop().then(() => process.exit(1)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => undefined);
+  send({ type: 'ready' });
+}

@@ -1,0 +1,17 @@
+import { ConfigError } from '../config/issues.js';
+import type { Logger } from '../observability/logger.js';
+import type { Locator } from './locator.js';
+import { GeoDatabase } from './mmdb.js';
+
+/** Opens `geo.mmdb` and gives it to the locator; a file that is no MaxMind DB is a ConfigError at `geo.mmdb`. */
+export async function attachGeoDatabase(path: string, locator: Locator, logger: Logger): Promise<GeoDatabase> {
+  let database: GeoDatabase;
+  try {
+    database = await GeoDatabase.open(path, logger, () => locator.forget());
+  } catch (err) {
+    throw new ConfigError([{ path: 'geo.mmdb', message: (err as Error).message }]);
+  }
+  locator.useDatabase(database);
+  logger.info(database.state(), 'geo database loaded');
+  return database;
+}
