@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { AdminServer } from './admin/server.js';
-import { ConfigError } from './config/issues.js';
 import { RoutingParser } from './config/routing-parser.js';
 import type { StaticConfig } from './config/static-schema.js';
 import { DnsServer } from './dns/server.js';

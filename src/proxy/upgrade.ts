@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
 import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError } from './errors.js';
-import { readRequestHead, type RequestHead } from './headers.js';
+import { readRequestHead } from './headers.js';
 import type { Rejection, RequestResolver } from './resolve.js';
 
 /** What the upgrade proxy needs from the proxy server. */
