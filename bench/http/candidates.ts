@@ -24,12 +24,12 @@ function nodeCandidate(name: string, script: string): Candidate {
   };
 }
 
-/** Meridian as users run it: one process, the CLI, a routing-table file, metrics on the admin port. */
-function meridian(): Candidate {
+/** Meridian as users run it: the CLI, a routing-table file, metrics on the admin port; `workers` data-plane processes. */
+function meridian(workers: number): Candidate {
   return {
-    name: 'meridian',
+    name: `meridian-${workers}w`,
     start(port, upstream, dir) {
-      const home = join(dir, 'meridian');
+      const home = join(dir, `meridian-${workers}w`);
       mkdirSync(home, { recursive: true });
       writeFileSync(
         join(home, 'routes.yaml'),
@@ -49,28 +49,28 @@ function meridian(): Candidate {
         join(home, 'meridian.yaml'),
         [
           'node: { name: bench, region: local, location: { lat: 51.5, lon: -0.1 } }',
-          `proxy: { listen: "127.0.0.1:${port}" }`,
+          `proxy: { listen: "127.0.0.1:${port}", workers: ${workers} }`,
           'admin: { listen: "127.0.0.1:0" }',
           `store: { file: ${JSON.stringify(join(home, 'routes.yaml'))}, snapshot: ${JSON.stringify(join(home, 'last-good.json'))} }`,
           '',
         ].join('\n'),
       );
-      return startProcess('meridian', node, [meridianCli, 'start', '--config', join(home, 'meridian.yaml'), '--log-level', 'warn']);
+      return startProcess(`meridian-${workers}w`, node, [meridianCli, 'start', '--config', join(home, 'meridian.yaml'), '--log-level', 'warn']);
     },
   };
 }
 
-/** nginx with one worker and upstream keep-alive: the usual hand-tuned edge config. */
-function nginxProxy(binary: string): Candidate {
+/** nginx with `workers` worker processes and upstream keep-alive: the usual hand-tuned edge config. */
+function nginxProxy(binary: string, workers: number): Candidate {
   return {
-    name: 'nginx',
+    name: `nginx-${workers}w`,
     start(port, upstream, dir) {
-      const prefix = join(dir, 'nginx-proxy');
+      const prefix = join(dir, `nginx-proxy-${workers}w`);
       mkdirSync(join(prefix, 'logs'), { recursive: true });
       const conf = join(prefix, 'nginx.conf');
       writeFileSync(
         conf,
-        `worker_processes 1;
+        `worker_processes ${workers};
 daemon off;
 master_process on;
 pid ${prefix}/nginx.pid;
@@ -95,21 +95,21 @@ http {
 }
 `,
       );
-      return startProcess('nginx', binary, ['-p', prefix, '-c', conf]);
+      return startProcess(`nginx-${workers}w`, binary, ['-p', prefix, '-c', conf]);
     },
   };
 }
 
-/** HAProxy with one thread and connection reuse. */
-function haproxy(binary: string): Candidate {
+/** HAProxy with `threads` threads and connection reuse. */
+function haproxy(binary: string, threads: number): Candidate {
   return {
-    name: 'haproxy',
+    name: `haproxy-${threads}t`,
     start(port, upstream, dir) {
-      const conf = join(dir, 'haproxy.cfg');
+      const conf = join(dir, `haproxy-${threads}t.cfg`);
       writeFileSync(
         conf,
         `global
-  nbthread 1
+  nbthread ${threads}
   maxconn 5000
 defaults
   mode http
@@ -125,23 +125,23 @@ backend be
   server s1 ${upstream}
 `,
       );
-      return startProcess('haproxy', binary, ['-db', '-f', conf]);
+      return startProcess(`haproxy-${threads}t`, binary, ['-db', '-f', conf]);
     },
   };
 }
 
-/** Every candidate this machine can run, in table order. */
-export function candidates(): Candidate[] {
+/** Every candidate this machine can run, in table order; the multi-process ones once per count in `workers`. */
+export function candidates(workers: readonly number[]): Candidate[] {
   const list: Candidate[] = [
     { name: 'direct', start: null },
     nodeCandidate('bare-undici', 'bare-proxy.js'),
     nodeCandidate('node-http-proxy', 'http-proxy-baseline.js'),
-    meridian(),
+    ...workers.map((n) => meridian(n)),
   ];
   const nginx = findProgram('nginx');
-  if (nginx !== null) list.push(nginxProxy(nginx));
+  if (nginx !== null) list.push(...workers.map((n) => nginxProxy(nginx, n)));
   const ha = findProgram('haproxy');
-  if (ha !== null) list.push(haproxy(ha));
+  if (ha !== null) list.push(...workers.map((n) => haproxy(ha, n)));
   return list;
 }
 

@@ -8,18 +8,27 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchArgs, positiveInt } from '../lib/args.js';
-import { holdConnections, runLoad, type LoadResult } from '../lib/load.js';
-import { freePort, treeCpuMs, treeRss, waitForPort, type BenchProcess } from '../lib/process.js';
+import { holdConnections, runLoad, type LoadOptions, type LoadResult } from '../lib/load.js';
+import { findProgram, freePort, treeCpuMs, treeRss, waitForPort, type BenchProcess } from '../lib/process.js';
+import { runWrk } from '../lib/wrk.js';
 import { mib, ratio, renderTable } from '../lib/table.js';
 import { candidates, startUpstream, type Candidate } from './candidates.js';
 
-const args = benchArgs(['seconds', 'connections', 'rounds', 'size', 'hold', 'only']);
+const args = benchArgs(['seconds', 'connections', 'rounds', 'size', 'hold', 'only', 'workers', 'generator']);
 const seconds = positiveInt('seconds', args.seconds, 10);
 const connections = positiveInt('connections', args.connections, 50);
 const rounds = positiveInt('rounds', args.rounds, 3);
 const size = positiveInt('size', args.size, 1024);
 const hold = positiveInt('hold', args.hold, 1000);
 const only = args.only?.split(',').map((s) => s.trim());
+const workerCounts = (args.workers ?? '1,2').split(',').map((s) => positiveInt('workers', s.trim(), 1));
+/** wrk (a C program, one thread) unless asked otherwise or missing: a Node load generator competes with the proxies for the same cores. */
+const generator = args.generator ?? (findProgram('wrk') === null ? 'autocannon' : 'wrk');
+if (generator !== 'wrk' && generator !== 'autocannon') {
+  process.stderr.write('--generator: expected wrk or autocannon\n');
+  process.exit(2);
+}
+const load = (options: LoadOptions): Promise<LoadResult> => (generator === 'wrk' ? runWrk(options) : runLoad(options));
 
 /** A candidate while the bench runs: its process and the best round so far. */
 interface Running {
@@ -40,7 +49,7 @@ function log(line: string): void {
 }
 
 async function main(): Promise<void> {
-  let selected = candidates();
+  let selected = candidates(workerCounts);
   if (only !== undefined) {
     const unknown = only.filter((name) => !selected.some((c) => c.name === name));
     if (unknown.length > 0) throw new Error(`--only: unknown candidate(s) ${unknown.join(', ')}; known: ${selected.map((c) => c.name).join(', ')}`);
@@ -61,15 +70,15 @@ async function main(): Promise<void> {
       running.push({ candidate, port, process: proc, best: null, errors: 0, cpuMs: 0, served: 0, rssUnderLoad: 0, rssHeld: 0 });
       if (proc !== null) await waitForPort(proc, port);
     }
-    log(`upstream: ${upstream.name}, ${size}-byte body; ${connections} connections, ${seconds}s x ${rounds} rounds each`);
+    log(`upstream: ${upstream.name}, ${size}-byte body; ${generator}, ${connections} connections, ${seconds}s x ${rounds} rounds each`);
     for (const r of running) {
-      await runLoad({ port: r.port, connections, seconds: 2 });
+      await load({ port: r.port, connections, seconds: 2 });
     }
     for (let round = 1; round <= rounds; round++) {
       for (const r of running) {
         const pid = r.process?.child.pid;
         const cpuBefore = pid === undefined ? 0 : treeCpuMs(pid);
-        const result = await runLoad({ port: r.port, connections, seconds });
+        const result = await load({ port: r.port, connections, seconds });
         if (pid !== undefined) r.cpuMs += treeCpuMs(pid) - cpuBefore;
         r.served += result.requests;
         if (pid !== undefined) r.rssUnderLoad = Math.max(r.rssUnderLoad, treeRss(pid));
@@ -113,12 +122,13 @@ function report(running: readonly Running[]): void {
       r.process === null ? '-' : mib(r.rssHeld),
       ratio(best.requestsPerSec, rps('bare-undici')),
       ratio(best.requestsPerSec, rps('node-http-proxy')),
-      ratio(best.requestsPerSec, rps('haproxy')),
+      ratio(best.requestsPerSec, rps('haproxy-1t')),
     ];
   });
   process.stdout.write(`${renderTable(header, rows)}\n`);
   process.stdout.write(`req/s and latency: best of ${rounds} rounds of ${seconds}s; errors: summed over all rounds.\n`);
   process.stdout.write('CPU us/req: CPU time of the proxy process (all its processes) over all rounds, per request served; lower is better.\n');
+  process.stdout.write(`load generator: ${generator}; -Nw / -Nt: worker processes / threads of the candidate.\n`);
 }
 
 main().catch((err: unknown) => {
