@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { SeriesHistogram, type HistogramSeries } from './series-histogram.js';
 
 /** Upper bounds of the request latency histogram, in seconds. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -11,7 +12,6 @@ export interface RequestSeries {
 }
 
 type CounterChild = { inc(value: number): void };
-type HistogramChild = { observe(value: number): void };
 
 /**
  * One series' children per status class, created on first use. Request counts
@@ -21,7 +21,7 @@ type HistogramChild = { observe(value: number): void };
 class StatusSeries implements RequestSeries {
   readonly #counts = [0, 0, 0, 0, 0];
   readonly #counters: (CounterChild | undefined)[] = [];
-  readonly #histograms: (HistogramChild | undefined)[] = [];
+  readonly #histograms: (HistogramSeries | undefined)[] = [];
   readonly #labels: LabelSet;
   readonly #metrics: Metrics;
 
@@ -46,8 +46,8 @@ class StatusSeries implements RequestSeries {
     }
   }
 
-  #histogram(i: number): HistogramChild {
-    const child = this.#metrics.duration.labels({ ...this.#labels, status_class: STATUS_CLASSES[i] as string });
+  #histogram(i: number): HistogramSeries {
+    const child = this.#metrics.duration.series({ ...this.#labels, status_class: STATUS_CLASSES[i] as string });
     this.#histograms[i] = child;
     return child;
   }
@@ -64,7 +64,7 @@ interface LabelSet {
 export class Metrics {
   readonly registry = new Registry();
   readonly requests: Counter<'route' | 'service' | 'version' | 'region' | 'status_class'>;
-  readonly duration: Histogram<'route' | 'service' | 'version' | 'region' | 'status_class'>;
+  readonly duration: SeriesHistogram;
   readonly upstreamErrors: Counter<'service' | 'region' | 'code'>;
   readonly proxyErrors: Counter<'code'>;
   readonly configReloads: Counter<'source' | 'result'>;
@@ -96,12 +96,11 @@ export class Metrics {
         for (const s of series.values()) s.flush();
       },
     });
-    this.duration = new Histogram({
+    this.duration = new SeriesHistogram({
       name: 'meridian_request_duration_seconds',
       help: 'Time from request arrival to the last response byte, by route, service, version, region and status class.',
-      labelNames: requestLabels,
       buckets: LATENCY_BUCKETS,
-      registers,
+      registry: this.registry,
     });
     this.upstreamErrors = new Counter({ name: 'meridian_upstream_errors_total', help: 'Failed upstream attempts by service, region and error code.', labelNames: ['service', 'region', 'code'], registers });
     this.proxyErrors = new Counter({ name: 'meridian_proxy_errors_total', help: 'Responses produced by Meridian itself, by error code.', labelNames: ['code'], registers });
