@@ -1,13 +1,9 @@
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
 import { AdminServer } from './admin/server.js';
 import { RoutingParser } from './config/routing-parser.js';
 import type { StaticConfig } from './config/static-schema.js';
 import { DnsServer } from './dns/server.js';
 import { Locator } from './geo/locator.js';
-import { attachGeoDatabase } from './geo/attach.js';
-import type { GeoDatabase } from './geo/mmdb.js';
-import { PrefixMap } from './net/prefix-map.js';
 import { HealthRegistry } from './health/registry.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -16,9 +12,9 @@ import { servingRuntime } from './proxy/runtime.js';
 import { UpstreamRegistry } from './proxy/upstream.js';
 import { Lifecycle } from './lifecycle.js';
 import { TableApplier } from './store/applier.js';
-import { startEtcdSource } from './store/etcd-source.js';
-import { startFileSource } from './store/file-source.js';
-import type { RoutingSource } from './store/source.js';
+import { geoDatabasePart } from './geo/attach.js';
+import { proxyOptions } from './proxy/options.js';
+import { routingSourcePart, sourceOrigin } from './store/routing-source.js';
 
 /** Options of a Meridian instance besides its static configuration. */
 export interface StartOptions {
@@ -47,40 +43,17 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const upstreams = new UpstreamRegistry();
   const locator = new Locator(config.geo.networks, config.node);
-  const trusted = new PrefixMap<true>();
-  for (const cidr of config.proxy.trustedProxies) trusted.add(cidr, true);
-  const etcd = config.store.etcd;
-  const origin = etcd === undefined ? `file:${resolve(config.store.file as string)}` : `etcd:${etcd.prefix}`;
+  const origin = sourceOrigin(config);
   const health = new HealthRegistry({ activeChecks: true, logger, metrics });
   const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin });
-  const lastGood = { path: config.store.snapshot, origin };
   const parser = new RoutingParser();
-  let geoDatabase: GeoDatabase | null = null;
-  let source: RoutingSource | null = null;
-  const proxy = new ProxyServer({
-    listen: config.proxy.listen,
-    nodeName: config.node.name,
-    trustedProxies: trusted,
-    debugHeaders: config.proxy.debugHeaders,
-    headersTimeoutMs: config.proxy.headersTimeout,
-    requestTimeoutMs: config.proxy.requestTimeout,
-    keepAliveTimeoutMs: config.proxy.keepAliveTimeout,
-    maxHeaders: config.proxy.maxHeaders,
-    maxConnections: config.proxy.maxConnections ?? 0,
-    escapedSlashes: config.proxy.escapedSlashes,
-    tables: applier,
-    locator,
-    metrics,
-    logger,
-  });
+  const geo = geoDatabasePart(config.geo.mmdb, locator, logger);
+  const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
+  const proxy = new ProxyServer(proxyOptions(config, { tables: applier, locator, metrics, logger }));
   const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, health, locator, metrics, logger });
-  const reload = async (): Promise<{ result: string; errors: { key: string; message: string }[] }> => {
-    const outcome = source === null ? 'unchanged' : await source.reload();
-    return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
-  };
-  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload,
-    storeState: () => source?.state() ?? { kind: etcd === undefined ? 'file' : 'etcd', starting: true },
-    partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geoDatabase === null ? {} : { geo: geoDatabase.state() }) }),
+  const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload: () => source.reload(),
+    storeState: () => source.state(),
+    partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geo.state() === null ? {} : { geo: geo.state() }) }),
   });
   const bound: { proxy?: AddressInfo; admin?: AddressInfo; dns?: AddressInfo } = {};
   const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
@@ -90,14 +63,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   // (readyz 503) still run; the applier and the parser go last.
   const lifecycle = new Lifecycle(logger);
   await lifecycle.start([
-    {
-      name: 'geo database',
-      async start() {
-        if (config.geo.mmdb !== undefined) geoDatabase = await attachGeoDatabase(config.geo.mmdb, locator, logger);
-        geoDatabase?.watch();
-      },
-      stop: () => geoDatabase?.close(),
-    },
+    geo,
     { name: 'routing parser', start: () => undefined, stop: () => parser.close() },
     { name: 'table applier', start: () => undefined, stop: () => applier.flush() },
     {
@@ -109,17 +75,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     },
     { name: 'upstream pools', start: () => undefined, stop: () => upstreams.closeAll(true) },
     { name: 'health checks', start: () => undefined, stop: () => health.close() },
-    {
-      name: 'routing source',
-      async start() {
-        source =
-          etcd === undefined
-            ? await startFileSource(config.store.file as string, applier, parser, lastGood, logger)
-            : await startEtcdSource(etcd, applier, lastGood, { logger, metrics, node: config.node, health });
-        source.watch();
-      },
-      stop: () => source?.close(),
-    },
+    source,
     {
       name: 'GeoDNS listener',
       async start() {

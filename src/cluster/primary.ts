@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { AdminServer } from '../admin/server.js';
 import { RoutingParser } from '../config/routing-parser.js';
@@ -15,12 +14,10 @@ import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { RoutingTable } from '../routing/table.js';
 import { TableApplier, type StoreSnapshot } from '../store/applier.js';
-import { startEtcdSource } from '../store/etcd-source.js';
-import { startFileSource } from '../store/file-source.js';
-import type { RoutingSource } from '../store/source.js';
 import type { PassiveMessage, TableMessage, ToWorker } from './messages.js';
 import { controlRuntime } from './control-runtime.js';
 import { WorkerPool } from './workers.js';
+import { routingSourcePart, sourceOrigin } from '../store/routing-source.js';
 
 /** How many data-plane workers a configuration asks for. */
 export function workerCount(config: StaticConfig): number {
@@ -50,8 +47,7 @@ function endpointOf(table: RoutingTable | null, message: PassiveMessage) {
 export async function startPrimary(config: StaticConfig, logger: Logger, sharing: 'shared' | 'reuseport'): Promise<Meridian> {
   const metrics = new Metrics({ defaultMetrics: true });
   const locator = new Locator(config.geo.networks, config.node);
-  const etcd = config.store.etcd;
-  const origin = etcd === undefined ? `file:${resolve(config.store.file as string)}` : `etcd:${etcd.prefix}`;
+  const origin = sourceOrigin(config);
   const health = new HealthRegistry({ activeChecks: true, logger, metrics });
   let pool: WorkerPool | null = null;
   let latest: TableMessage | null = null;
@@ -70,12 +66,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
   const applier = new TableApplier({ runtime: controlRuntime(health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin, onSwap: broadcastTable });
   health.onChange((changed) => pool?.broadcast({ type: 'health', views: [changed.view()] } satisfies ToWorker));
   const parser = new RoutingParser();
-  let source: RoutingSource | null = null;
+  const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
   let draining = false;
-  const reload = async (): Promise<{ result: string; errors: { key: string; message: string }[] }> => {
-    const outcome = source === null ? 'unchanged' : await source.reload();
-    return { result: outcome, errors: applier.issues.map((i) => ({ key: i.path, message: i.message })) };
-  };
   const aggregatedMetrics = async (): Promise<string> => {
     const own: MetricObjectWithValues<MetricValue<string>>[] = await metrics.registry.getMetricsAsJSON();
     const workers = pool === null ? [] : await pool.metrics();
@@ -92,8 +84,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     isDraining: () => draining,
     notReady: () => (pool === null || pool.listening === 0 ? 'no worker is serving' : null),
     metricsText: aggregatedMetrics,
-    reload,
-    storeState: () => source?.state() ?? { kind: etcd === undefined ? 'file' : 'etcd', starting: true },
+    reload: () => source.reload(),
+    storeState: () => source.state(),
     partsState: () => ({ workers: pool?.state() ?? [] }),
   });
   const workers = new WorkerPool({
@@ -125,17 +117,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
       stop: () => admin.close(),
     },
     { name: 'health checks', start: () => undefined, stop: () => health.close() },
-    {
-      name: 'routing source',
-      async start() {
-        source =
-          etcd === undefined
-            ? await startFileSource(config.store.file as string, applier, parser, { path: config.store.snapshot, origin }, logger)
-            : await startEtcdSource(etcd, applier, { path: config.store.snapshot, origin }, { logger, metrics, node: config.node, health });
-        source.watch();
-      },
-      stop: () => source?.close(),
-    },
+    source,
     {
       name: 'workers',
       async start() {

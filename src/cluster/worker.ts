@@ -2,14 +2,11 @@ import type { AddressInfo } from 'node:net';
 import { DocumentDecoder } from '../config/routing-lines.js';
 import type { StaticConfig } from '../config/static-schema.js';
 import { DnsServer } from '../dns/server.js';
-import { attachGeoDatabase } from '../geo/attach.js';
 import { Locator } from '../geo/locator.js';
-import type { GeoDatabase } from '../geo/mmdb.js';
 import { HealthRegistry } from '../health/registry.js';
 import { Lifecycle } from '../lifecycle.js';
 import type { PortSharing } from '../net/address.js';
 import type { PassiveSignal } from '../net/failures.js';
-import { PrefixMap } from '../net/prefix-map.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { PassiveSink } from '../proxy/passive-sink.js';
@@ -19,6 +16,8 @@ import { UpstreamRegistry } from '../proxy/upstream.js';
 import type { Endpoint } from '../routing/table.js';
 import { TableApplier } from '../store/applier.js';
 import { isProtocolMessage, type ToPrimary, type ToWorker } from './messages.js';
+import { geoDatabasePart } from '../geo/attach.js';
+import { proxyOptions } from '../proxy/options.js';
 
 /** The worker's end of the IPC channel. */
 function send(message: ToPrimary): void {
@@ -51,46 +50,18 @@ const REMOTE_PASSIVE: PassiveSink = {
 export async function runWorker(config: StaticConfig, logger: Logger, sharing: PortSharing, worker: number, processes: number): Promise<void> {
   const metrics = new Metrics({ defaultMetrics: true });
   const locator = new Locator(config.geo.networks, config.node);
-  const trusted = new PrefixMap<true>();
-  for (const cidr of config.proxy.trustedProxies) trusted.add(cidr, true);
   const upstreams = new UpstreamRegistry();
   const health = new HealthRegistry({ activeChecks: false, mirror: true, logger, metrics });
   const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: null, origin: 'primary', processes });
   const decoder = new DocumentDecoder();
-  const proxy = new ProxyServer({
-    listen: config.proxy.listen,
-    nodeName: config.node.name,
-    trustedProxies: trusted,
-    debugHeaders: config.proxy.debugHeaders,
-    headersTimeoutMs: config.proxy.headersTimeout,
-    requestTimeoutMs: config.proxy.requestTimeout,
-    keepAliveTimeoutMs: config.proxy.keepAliveTimeout,
-    maxHeaders: config.proxy.maxHeaders,
-    maxConnections: config.proxy.maxConnections ?? 0,
-    escapedSlashes: config.proxy.escapedSlashes,
-    sharing,
-    worker,
-    passive: REMOTE_PASSIVE,
-    tables: applier,
-    locator,
-    metrics,
-    logger,
-  });
+  const proxy = new ProxyServer({ ...proxyOptions(config, { tables: applier, locator, metrics, logger }), sharing, worker, passive: REMOTE_PASSIVE });
   let drain = { delayMs: 0, timeoutMs: config.proxy.shutdownTimeout };
   const lifecycle = new Lifecycle(logger);
   const listen = async (message: Extract<ToWorker, { type: 'listen' }>): Promise<void> => {
     const bound: { proxy?: AddressInfo; dns?: AddressInfo } = {};
-    let geoDatabase: GeoDatabase | null = null;
     const dns = config.dns === undefined ? null : new DnsServer({ ...config.dns, listen: { host: config.dns.listen.host, port: message.dnsPort ?? 0 } }, { tables: applier, health, locator, metrics, logger, sharing });
     await lifecycle.start([
-      {
-        name: 'geo database',
-        async start() {
-          if (config.geo.mmdb !== undefined) geoDatabase = await attachGeoDatabase(config.geo.mmdb, locator, logger);
-          geoDatabase?.watch();
-        },
-        stop: () => geoDatabase?.close(),
-      },
+      geoDatabasePart(config.geo.mmdb, locator, logger),
       { name: 'table applier', start: () => undefined, stop: () => applier.flush() },
       { name: 'upstream pools', start: () => undefined, stop: () => upstreams.closeAll(true) },
       { name: 'health records', start: () => undefined, stop: () => health.close() },
