@@ -16,6 +16,7 @@ interface WorkerView {
   id: number;
   pid: number;
   revision: number;
+  appliedAt: string | null;
   listening: boolean;
 }
 
@@ -99,7 +100,13 @@ t.test('two workers: both serve, metrics add up over both, health checks run onc
   t.ok(checks <= intervals * 1.3 + 2, `health checks ran once per interval for the node, not per worker (${checks} over ${intervals.toFixed(1)} intervals)`);
 
   await node.writeRoutes(simpleRoutes({ 'eu-west': [b.address] }));
-  await waitFor(async () => (await node.workers()).every((w) => w.revision === 2), 'both workers to apply the edit', 10_000);
+  const switched = await waitFor(async () => {
+    const workers = await node.workers();
+    return workers.every((w) => w.revision === 2) ? workers : null;
+  }, 'both workers to apply the edit', 10_000);
+  const times = switched.map((w) => Date.parse(w.appliedAt ?? ''));
+  const skew = Math.max(...times) - Math.min(...times);
+  t.ok(times.every(Number.isFinite) && skew <= 200, `the workers swapped the new table ${skew} ms apart (${switched.map((w) => w.appliedAt).join(', ')})`);
   const after = await workersSeen(node.proc.proxyPort, 20);
   t.equal(after.size, 2, 'both workers still serve');
   const upstreams = new Set<string>();

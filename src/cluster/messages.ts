@@ -69,6 +69,8 @@ export interface ListeningMessage {
 export interface AppliedMessage {
   readonly type: 'applied';
   readonly revision: number;
+  /** When the worker swapped it in (ms since the epoch; the node's processes share one clock). */
+  readonly appliedAt: number;
 }
 
 /** What a try saw of an endpoint, for the primary's passive health to judge. */

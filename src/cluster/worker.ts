@@ -89,7 +89,7 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
         const encoded = message.encoded;
         const outcome = await applier.apply({ source: message.source, doc, rawJson: () => encoded, revision: message.revision, stale: message.stale, heldBack: message.heldBack });
         health.applyViews(message.health);
-        if (outcome.result !== 'superseded') send({ type: 'applied', revision: message.revision });
+        if (outcome.result !== 'superseded') send({ type: 'applied', revision: message.revision, appliedAt: applier.appliedAt?.getTime() ?? Date.now() });
         return;
       }
       case 'health':

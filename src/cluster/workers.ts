@@ -29,6 +29,8 @@ export interface WorkerState {
   readonly pid: number | undefined;
   /** The revision of the table it serves; 0 before its first. */
   revision: number;
+  /** When it swapped that table in (ISO time, ms), null before its first: comparing workers shows how far apart they switched. */
+  appliedAt: string | null;
   listening: boolean;
   readonly startedAt: number;
 }
@@ -129,7 +131,7 @@ export class WorkerPool {
   /** Forks a worker and resolves once it listens. */
   #spawn(): Promise<ListeningMessage> {
     const worker = cluster.fork({ MERIDIAN_WORKER: '1' });
-    const state: WorkerState = { id: worker.id, pid: worker.process.pid, revision: 0, listening: false, startedAt: Date.now() };
+    const state: WorkerState = { id: worker.id, pid: worker.process.pid, revision: 0, appliedAt: null, listening: false, startedAt: Date.now() };
     this.#workers.set(worker, state);
     const listening = new Promise<ListeningMessage>((resolve, reject) => {
       this.#listening.set(worker, resolve);
@@ -153,7 +155,10 @@ export class WorkerPool {
         this.#listening.delete(worker);
         return;
       case 'applied':
-        state.revision = Math.max(state.revision, message.revision);
+        if (message.revision >= state.revision) {
+          state.revision = message.revision;
+          state.appliedAt = new Date(message.appliedAt).toISOString();
+        }
         break;
       case 'metrics':
         this.#metricsWaiting.get(message.id)?.(worker, message.metrics);

@@ -8,6 +8,8 @@ import { EtcdKeyState, type KeyChange, type KeyUpdate } from './etcd-keys.js';
 /** The routing objects in force in etcd at one revision. */
 export interface EtcdSnapshot {
   readonly revision: number;
+  /** Counts changes of the objects in force: equal generations hold the very same objects. */
+  readonly generation: number;
   /** Validated objects; unchanged ones keep their identity from one snapshot to the next. */
   readonly doc: RoutingDocument;
   /** Problems that keep the objects from being a table at all (no routes): apply nothing. */
@@ -47,6 +49,7 @@ export class EtcdStore {
   readonly #metrics: Metrics;
   #state: EtcdState = 'connecting';
   #revision = 0;
+  #generation = 0;
   #closed = false;
   #watcher: Watcher | null = null;
   #wake: (() => void) | null = null;
@@ -179,6 +182,7 @@ export class EtcdStore {
       if (this.#closed) return;
       const update = await judge();
       this.#revision = Math.max(this.#revision, revision);
+      if (update.changed) this.#generation++;
       for (const issue of update.rejected) {
         this.#logger.warn({ key: issue.path, reason: reasonOf(issue), error: issue.message }, 'etcd key rejected; what is in force stays');
         this.#metrics.configRejected.inc({ source: 'etcd', reason: reasonOf(issue) });
@@ -187,7 +191,7 @@ export class EtcdStore {
       this.#metrics.etcdKeysRejected.set(heldBack.length);
       if (!update.touched && !listing) return;
       const keys = this.#keys;
-      onSnapshot({ revision: this.#revision, doc: keys.document(), issues: keys.documentIssues(), heldBack, rawJson: () => keys.rawJson() });
+      onSnapshot({ revision: this.#revision, generation: this.#generation, doc: keys.document(), issues: keys.documentIssues(), heldBack, rawJson: () => keys.rawJson() });
     }).catch((err: Error) => this.#logger.error({ err: err.message, revision }, 'etcd revision could not be judged; the table in force stays'));
     return this.#work;
   }

@@ -1,11 +1,11 @@
+import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import type { ConfigIssue } from '../config/issues.js';
 import { DocumentDecoder } from '../config/routing-lines.js';
 import type { RoutingParser } from '../config/routing-parser.js';
-import type { RoutingDocument } from '../config/routing-schema.js';
 import type { Logger } from '../observability/logger.js';
+import type { ProviderDocument, ProviderUpdate } from './provider.js';
 
 /** How long a file must keep the same size and times before it is read: editors and tools write in several steps. */
 const SETTLE_MS = 25;
@@ -15,11 +15,6 @@ const MAX_SETTLE_MS = 2_000;
 const POLL_MS = 2_000;
 /** Larger files are refused before parsing: a routing table of tens of thousands of objects is a few MiB. */
 export const MAX_FILE_BYTES = 64 * 1024 * 1024;
-
-/** What a file store emits: a whole validated document, or why there is none. */
-export type FileSnapshot =
-  | { readonly ok: true; readonly doc: RoutingDocument; readonly rawJson: Uint8Array }
-  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
 
 /** A file's identity and version as stat shows them; 'missing' when it cannot be stat'ed. */
 async function version(path: string): Promise<string> {
@@ -33,9 +28,9 @@ async function version(path: string): Promise<string> {
 
 /**
  * The embedded routing-table store: one YAML or JSON file, watched. Emits whole
- * validated documents, never patches; a change is read only once the file has
- * stopped changing, and a save that leaves the bytes unchanged emits nothing.
- * Parsing and validation run on the parser's thread. Watches the directory, so
+ * versions of the file, never patches, each with the digest of its bytes; a
+ * change is read only once the file has stopped changing. Parsing and
+ * validation run on the parser's thread, when a version is read. Watches the directory, so
  * editors that save by rename and symlink swaps (Kubernetes ConfigMaps) are seen too.
  */
 export class FileStore {
@@ -43,8 +38,7 @@ export class FileStore {
   readonly #logger: Logger;
   readonly #parser: RoutingParser;
   readonly #decoder = new DocumentDecoder();
-  #lastText: string | null = null;
-  /** The version of the file whose text is #lastText. */
+  /** The version of the file last read. */
   #readVersion: string | null = null;
   /** The version seen by the previous look while waiting for the file to settle, and since when it has been changing. */
   #settling: { version: string; since: number } | null = null;
@@ -60,8 +54,8 @@ export class FileStore {
     this.#parser = parser;
   }
 
-  /** Reads, parses and validates the file now. */
-  async read(): Promise<FileSnapshot> {
+  /** Reads the file's bytes now: a version whose digest is theirs, parsed and validated when read. */
+  async read(): Promise<ProviderUpdate> {
     this.#readVersion = await version(this.path);
     let text: string;
     try {
@@ -71,14 +65,12 @@ export class FileStore {
     } catch (err) {
       return this.#unreadable(`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    this.#lastText = text;
-    const parsed = await this.#parser.parse(text, this.path);
-    if (!parsed.ok) return { ok: false, issues: parsed.issues };
-    return { ok: true, doc: await this.#decoder.decode(parsed.encoded), rawJson: parsed.rawJson };
+    return { digest: createHash('sha256').update(text).digest('base64'), read: () => this.#parse(text) };
   }
 
-  /** Starts watching; `onChange` gets every changed document (or its problems), one at a time. */
-  watch(onChange: (snapshot: FileSnapshot) => void | Promise<void>): void {
+  /** Starts watching; `onChange` gets every version the file settles on, one at a time. */
+  watch(onChange: (update: ProviderUpdate) => unknown): void {
+    if (this.#closed) return;
     const name = basename(this.path);
     try {
       this.#watcher = watch(dirname(this.path), (_event, file) => {
@@ -101,12 +93,19 @@ export class FileStore {
     await this.#reading;
   }
 
-  #unreadable(message: string): FileSnapshot {
-    this.#lastText = null;
-    return { ok: false, issues: [{ path: this.path, message, reason: 'unreadable' }] };
+  async #parse(text: string): Promise<ProviderDocument> {
+    const parsed = await this.#parser.parse(text, this.path);
+    if (!parsed.ok) return { ok: false, issues: parsed.issues };
+    const rawJson = parsed.rawJson;
+    return { ok: true, doc: await this.#decoder.decode(parsed.encoded), rawJson: () => rawJson };
   }
 
-  #schedule(onChange: (snapshot: FileSnapshot) => void | Promise<void>): void {
+  #unreadable(message: string): ProviderUpdate {
+    const document: ProviderDocument = { ok: false, issues: [{ path: this.path, message, reason: 'unreadable' }] };
+    return { digest: `unreadable: ${message}`, read: () => Promise.resolve(document) };
+  }
+
+  #schedule(onChange: (update: ProviderUpdate) => unknown): void {
     if (this.#closed) return;
     if (this.#settle !== null) clearTimeout(this.#settle);
     this.#settle = setTimeout(() => this.#look(onChange), SETTLE_MS);
@@ -116,7 +115,7 @@ export class FileStore {
    * One look at the file: read it only when its version is the same as at the
    * previous look (it has settled) and differs from the version last read.
    */
-  #look(onChange: (snapshot: FileSnapshot) => void | Promise<void>): void {
+  #look(onChange: (update: ProviderUpdate) => unknown): void {
     this.#reading = this.#reading
       .then(async () => {
         if (this.#closed) return;
@@ -129,10 +128,8 @@ export class FileStore {
           return;
         }
         this.#settling = null;
-        const previous = this.#lastText;
-        const snapshot = await this.read();
-        if (this.#lastText !== null && this.#lastText === previous) return;
-        await onChange(snapshot);
+        // Not awaited: the watcher takes versions one at a time and reads only the newest waiting.
+        void onChange(await this.read());
       })
       .catch((err: Error) => this.#logger.error({ err: err.message, file: this.path }, 'routes file change could not be handled; the table in force stays'));
   }
