@@ -173,6 +173,36 @@ t.test('GeoDNS answers from every worker', async (t) => {
   }
 });
 
+t.test('a worker starts with the health the primary holds when it starts, not the health of the last table swap', async (t) => {
+  const up = await startUpstream('fresh-health');
+  t.teardown(() => up.kill());
+  // Healthy after the first check, made as the table applies while the workers boot; no later check flips anything.
+  const node = await startNode(t, up, { dns: true, service: { healthCheck: { interval: '1m', timeout: '2s', healthyThreshold: 1 } } });
+  const port = node.dnsPort as number;
+  await waitFor(async () => {
+    const state = await getJson<{ services: { web: { versions: { stable: { regions: Record<string, { endpoints: { health: string }[] }> } } } } }>(node.proc.adminPort, '/api/v1/state');
+    return state.services.web.versions.stable.regions['eu-west']?.endpoints[0]?.health === 'healthy';
+  }, 'the primary to see the endpoint healthy');
+  // A region with every endpoint healthy gets the full TTL (30s); one a worker still holds unchecked gets half.
+  const ttls = async (): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < 16; i++) out.push((await dig(port, ['www.example.com'])).answers[0]?.ttl ?? -1);
+    return out;
+  };
+  const full = (seen: readonly number[]): boolean => seen.every((ttl) => ttl === 30);
+  let seen: number[] = [];
+  await waitFor(async () => full((seen = await ttls())), 'every worker to answer with the full TTL', 5_000).catch(() => undefined);
+  t.same(seen, Array.from({ length: 16 }, () => 30), 'both workers started knowing the endpoint healthy');
+  const victim = (await node.workers())[0] as WorkerView;
+  process.kill(victim.pid, 'SIGKILL');
+  await waitFor(async () => {
+    const now = await node.workers();
+    return now.length === 2 && now.every((w) => w.listening && w.pid !== victim.pid);
+  }, 'the killed worker to be replaced', 15_000);
+  await waitFor(async () => full((seen = await ttls())), 'the new worker to answer with the full TTL', 5_000).catch(() => undefined);
+  t.same(seen, Array.from({ length: 16 }, () => 30), 'a worker started after the health flipped knows it too');
+});
+
 t.test('SIGTERM with two workers under keep-alive load and proxy.shutdownDelay: no reset, no refused connection, exit 0', async (t) => {
   const up = await startUpstream('drain');
   t.teardown(() => up.kill());

@@ -112,12 +112,13 @@ export async function checkAnswers(port: number, judge: boolean): Promise<Checke
 /** The checks as stderr lines: one per query and server, a problem marked `!!`. */
 export function formatChecks(byServer: ReadonlyMap<string, readonly CheckedAnswer[]>): string {
   const lines: string[] = [];
+  const width = Math.max(0, ...[...byServer.keys()].map((name) => name.length));
   for (const [i, check] of CHECKS.entries()) {
     lines.push(`  ${check.label}`);
     for (const [server, answers] of byServer) {
       const c = answers[i];
       if (c === undefined) continue;
-      lines.push(`    ${server.padEnd(9)} ${formatAnswer(c.answer)}${c.problem === null ? '' : `  !! ${c.problem}`}`);
+      lines.push(`    ${server.padEnd(width)} ${formatAnswer(c.answer)}${c.problem === null ? '' : `  !! ${c.problem}`}`);
     }
   }
   return lines.join('\n');

@@ -37,22 +37,30 @@ function zoneText(region: BenchRegion): string {
   ].join('\n');
 }
 
+/** The candidate name of gdnsd with `threads` UDP threads. */
+export function gdnsdName(threads: number): string {
+  return `gdnsd-${threads}t`;
+}
+
 /**
  * Writes gdnsd's config dir under `dir` and starts `gdnsd -c DIR start` (the
  * 3.x foreground action) with `threads` UDP listener threads; resolves once it
  * answers. Throws with gdnsd's output when it does not start.
  */
 export async function startGdnsd(binary: string, dir: string, threads: number): Promise<DnsServer> {
-  const home = join(dir, 'gdnsd');
+  const name = gdnsdName(threads);
+  const home = join(dir, name);
   mkdirSync(join(home, 'zones'), { recursive: true });
   mkdirSync(join(home, 'run'), { recursive: true });
   mkdirSync(join(home, 'state'), { recursive: true });
   const port = await freeDnsPort();
   writeFileSync(join(home, 'config'), configText(home, port, threads));
   writeFileSync(join(home, 'zones', ZONE), zoneText(REGIONS[0] as BenchRegion));
-  const proc = startProcess('gdnsd', binary, ['-c', home, 'start']);
+  const proc = startProcess(name, binary, ['-c', home, 'start']);
   const server: DnsServer = {
-    name: 'gdnsd',
+    name,
+    description: `one process, ${threads} UDP thread(s), static zone (no geo logic)`,
+    judged: false,
     port,
     process: proc,
     stop: () => proc.stop(),
@@ -65,7 +73,7 @@ export async function startGdnsd(binary: string, dir: string, threads: number): 
       port,
       { name: ROUTE_HOSTS[0], type: 'A' },
       (a) => a.rcode === 'NOERROR' && a.answers.length > 0,
-      () => (proc.child.exitCode === null && proc.child.signalCode === null ? null : `gdnsd exited with ${proc.child.exitCode ?? proc.child.signalCode}:\n${tail(proc.output())}`),
+      () => (proc.child.exitCode === null && proc.child.signalCode === null ? null : `${name} exited with ${proc.child.exitCode ?? proc.child.signalCode}:\n${tail(proc.output())}`),
       10_000,
     );
   } catch (err) {

@@ -2,6 +2,7 @@
  * Markdown output of bench/dns: a table whose first column is left-aligned and
  * the others (figures) right-aligned, padded so it reads as plain text too.
  */
+import type { Spread } from './results.js';
 
 /** Renders rows as a GitHub-flavoured markdown table. */
 export function renderMarkdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -20,4 +21,10 @@ export function formatMs(ms: number | null | undefined): string {
 /** A rate as a whole number, or `-`. */
 export function formatQps(qps: number | null | undefined): string {
   return qps === null || qps === undefined || Number.isNaN(qps) ? '-' : String(Math.round(qps));
+}
+
+/** A rate over rounds as `median (min-max)`, only the median when one round gave it, or `-`. */
+export function formatQpsSpread(s: Spread | undefined): string {
+  if (s === undefined) return '-';
+  return s.count < 2 ? formatQps(s.median) : `${formatQps(s.median)} (${formatQps(s.min)}-${formatQps(s.max)})`;
 }

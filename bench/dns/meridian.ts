@@ -1,8 +1,8 @@
 /**
- * Meridian as bench/dns runs it: `meridian start` with a `dns` section for
- * zone example.com, `geo.networks` mapping one /16 to each region, and a
- * routing-table file with one service `api` (steering nearest) whose single
- * version has one endpoint per region. The endpoints are node:http servers in
+ * Meridian as bench/dns runs it: `meridian start` with `proxy.workers` N, a
+ * `dns` section for zone example.com, `geo.networks` mapping one /16 to each
+ * region, and a routing-table file with one service `api` (steering nearest)
+ * whose single version has one endpoint per region. The endpoints are node:http servers in
  * the bench process that answer 200 to the health checks, so both regions are
  * healthy and Meridian answers A/AAAA with their edge addresses.
  */
@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { startProcess, type BenchProcess } from '../lib/process.js';
+import { startProcess, treePids, type BenchProcess } from '../lib/process.js';
 import { formatAnswer, waitForAnswer } from './probe.js';
 import { freeDnsPort, tail, type DnsServer } from './server.js';
 import { NAMESERVER, REGIONS, ROUTE_HOSTS, TTL_SECONDS, ZONE } from './zone.js';
@@ -55,10 +55,10 @@ function routesDocument(endpoints: readonly string[]): unknown {
   };
 }
 
-function configDocument(home: string, dnsPort: number): unknown {
+function configDocument(home: string, dnsPort: number, workers: number): unknown {
   return {
     node: { name: 'bench-dns' },
-    proxy: { listen: '127.0.0.1:0' },
+    proxy: { listen: '127.0.0.1:0', workers },
     admin: { listen: '127.0.0.1:0' },
     store: { file: join(home, 'routes.yaml'), snapshot: join(home, 'last-good.json') },
     dns: {
@@ -70,18 +70,60 @@ function configDocument(home: string, dnsPort: number): unknown {
   };
 }
 
-/** The admin port from Meridian's `meridian started` log line; null until it is logged. */
-function adminPort(output: string): number | null {
+/** What Meridian's `meridian started` log line says; the fields a single process does not log are null. */
+interface StartedLine {
+  readonly adminPort: number | null;
+  /** Workers listening (a primary only). */
+  readonly workers: number | null;
+  /** `reuseport` or `shared` (a primary only). */
+  readonly sharing: string | null;
+}
+
+/** The `meridian started` log line of the output; null until it is logged. */
+function startedLine(output: string): StartedLine | null {
   for (const line of output.split('\n')) {
     if (!line.includes('"meridian started"')) continue;
     try {
-      const entry = JSON.parse(line) as { admin?: { port?: unknown } };
-      return typeof entry.admin?.port === 'number' ? entry.admin.port : null;
+      const entry = JSON.parse(line) as { admin?: { port?: unknown }; workers?: unknown; sharing?: unknown };
+      return {
+        adminPort: typeof entry.admin?.port === 'number' ? entry.admin.port : null,
+        workers: typeof entry.workers === 'number' ? entry.workers : null,
+        sharing: typeof entry.sharing === 'string' ? entry.sharing : null,
+      };
     } catch {
       return null;
     }
   }
   return null;
+}
+
+/** The candidate name of Meridian with `workers` workers. */
+export function meridianName(workers: number): string {
+  return `meridian-${workers}w`;
+}
+
+/**
+ * Once `meridian started` is logged: how the candidate runs, for the notes.
+ * With workers, every one must be listening and a child of the started process,
+ * or its CPU time and memory would be missing from the candidate's figures.
+ */
+async function description(proc: BenchProcess, workers: number, deadline: number): Promise<string> {
+  let started = startedLine(proc.output());
+  while (started === null) {
+    const gone = exited(proc);
+    if (gone !== null) throw new Error(gone);
+    if (performance.now() > deadline) throw new Error('meridian answered but logged no "meridian started" line');
+    await sleep(50);
+    started = startedLine(proc.output());
+  }
+  if (workers === 1) return 'one process';
+  const pid = proc.child.pid;
+  const processes = pid === undefined ? 0 : treePids(pid).length;
+  if (started.workers !== workers || processes !== workers + 1) {
+    throw new Error(`meridian started with ${started.workers ?? 'no'} worker(s) listening and ${processes} process(es); expected ${workers} and ${workers + 1}`);
+  }
+  const sharing = started.sharing === 'reuseport' ? 'a UDP socket per worker (SO_REUSEPORT)' : 'one UDP socket shared through the primary';
+  return `${processes} processes: a primary and ${workers} workers, ${sharing}`;
 }
 
 /** GET /api/v1/state on the admin port, as text for an error report; a note when it does not answer. */
@@ -100,16 +142,18 @@ function adminState(port: number): Promise<string> {
 
 function exited(proc: BenchProcess): string | null {
   const { exitCode, signalCode } = proc.child;
-  return exitCode === null && signalCode === null ? null : `meridian exited with ${exitCode ?? signalCode}:\n${tail(proc.output())}`;
+  return exitCode === null && signalCode === null ? null : `${proc.name} exited with ${exitCode ?? signalCode}:\n${tail(proc.output())}`;
 }
 
 /**
- * Starts the health endpoints and Meridian on a free DNS port; resolves once
- * Meridian answers `api.example.com A` with an address (its endpoints healthy).
+ * Starts the health endpoints and Meridian with `workers` workers on a free DNS
+ * port; resolves once Meridian answers `api.example.com A` with an address (its
+ * endpoints healthy) and has logged that it started (every worker listening).
  * Throws, with Meridian's output and admin state, when it does not within `waitMs`.
  */
-export async function startMeridian(dir: string, waitMs: number): Promise<DnsServer> {
-  const home = join(dir, 'meridian');
+export async function startMeridian(dir: string, waitMs: number, workers: number): Promise<DnsServer> {
+  const name = meridianName(workers);
+  const home = join(dir, name);
   mkdirSync(home, { recursive: true });
   const endpoints = await Promise.all(REGIONS.map(() => startHealthyEndpoint()));
   const closeEndpoints = (): Promise<void> =>
@@ -117,22 +161,14 @@ export async function startMeridian(dir: string, waitMs: number): Promise<DnsSer
   const port = await freeDnsPort();
   const addresses = endpoints.map((s) => `127.0.0.1:${(s.address() as AddressInfo).port}`);
   writeFileSync(join(home, 'routes.yaml'), stringify(routesDocument(addresses)));
-  writeFileSync(join(home, 'meridian.yaml'), stringify(configDocument(home, port)));
-  const proc = startProcess('meridian', node, [meridianCli, 'start', '--config', join(home, 'meridian.yaml'), '--log-level', 'info']);
-  const server: DnsServer = {
-    name: 'meridian',
-    port,
-    process: proc,
-    async stop() {
-      await proc.stop();
-      await closeEndpoints();
-    },
-    kill() {
-      if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
-      for (const s of endpoints) s.closeAllConnections();
-    },
+  writeFileSync(join(home, 'meridian.yaml'), stringify(configDocument(home, port, workers)));
+  const proc = startProcess(name, node, [meridianCli, 'start', '--config', join(home, 'meridian.yaml'), '--log-level', 'info']);
+  const stopAll = async (): Promise<void> => {
+    await proc.stop();
+    await closeEndpoints();
   };
   const started = performance.now();
+  let described: string;
   try {
     const answer = await waitForAnswer(
       port,
@@ -141,16 +177,35 @@ export async function startMeridian(dir: string, waitMs: number): Promise<DnsSer
       () => exited(proc),
       waitMs,
     );
-    process.stderr.write(`meridian: DNS answers after ${Math.round(performance.now() - started)} ms: ${formatAnswer(answer)}\n`);
+    process.stderr.write(`${name}: DNS answers after ${Math.round(performance.now() - started)} ms: ${formatAnswer(answer)}\n`);
+    described = await description(proc, workers, started + waitMs);
   } catch (err) {
     // Let a slow start log its last lines before reporting.
     await sleep(100);
     const running = exited(proc) === null;
-    const admin = running ? adminPort(proc.output()) : null;
+    const admin = running ? startedLine(proc.output())?.adminPort ?? null : null;
     const state = admin === null ? '' : `\nadmin state: ${await adminState(admin)}`;
     const output = running ? `\n${tail(proc.output())}` : '';
-    await server.stop();
+    await stopAll();
     throw new Error(`${(err as Error).message}${output}${state}`);
   }
-  return server;
+  return {
+    name,
+    description: described,
+    judged: true,
+    port,
+    process: proc,
+    stop: stopAll,
+    kill() {
+      // The primary alone would leave its workers serving until they notice its IPC channel closed.
+      for (const pid of proc.child.pid === undefined ? [] : treePids(proc.child.pid).reverse()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      for (const s of endpoints) s.closeAllConnections();
+    },
+  };
 }

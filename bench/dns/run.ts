@@ -1,25 +1,26 @@
 /**
- * bench/dns: GeoDNS throughput and latency of Meridian against gdnsd serving
- * the same names statically. Both run on loopback; dnsperf (when installed)
- * and bench/dns/loadgen send the same query mix, with and without ECS, in
- * interleaved rounds. Prints one markdown table with the ratio Meridian/gdnsd.
+ * bench/dns: GeoDNS throughput and latency of Meridian with 1, 2... workers
+ * against gdnsd with as many threads serving the same names statically. All
+ * run on loopback; dnsperf (when installed) and bench/dns/loadgen send the same
+ * query mix, with and without ECS, in interleaved rounds. Prints one markdown
+ * table of medians over rounds with ratio rows.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { benchArgs, positiveInt } from '../lib/args.js';
-import { findProgram, treeCpuMs, treeRss } from '../lib/process.js';
-import { mib, ratio } from '../lib/table.js';
+import { findProgram, treeCpuMs, treePids, treeRss } from '../lib/process.js';
 import { checkAnswers, formatChecks, type CheckedAnswer } from './answers.js';
-import { startGdnsd } from './gdnsd.js';
+import { candidateNames, startCandidates } from './candidates.js';
 import { runDnsperf, runLoadgen, type DnsLoadOptions, type DnsLoadResult } from './load.js';
-import { formatMs, formatQps, renderMarkdownTable } from './markdown.js';
-import { startMeridian } from './meridian.js';
+import { formatMs, formatQps } from './markdown.js';
+import { renderReport } from './report.js';
+import type { LoadSpec, Running } from './results.js';
 import type { DnsServer, Unavailable } from './server.js';
-import { ECS_REGION, QUERY_LINES, formatSubnet } from './zone.js';
+import { ECS_REGION, QUERY_LINES } from './zone.js';
 
-const args = benchArgs(['seconds', 'rounds', 'ecs-seconds', 'loadgen-seconds', 'outstanding', 'loadgen-outstanding', 'clients', 'max-qps', 'gdnsd-threads', 'wait-seconds', 'only']);
+const args = benchArgs(['seconds', 'rounds', 'ecs-seconds', 'loadgen-seconds', 'outstanding', 'loadgen-outstanding', 'clients', 'max-qps', 'workers', 'wait-seconds', 'only']);
 const seconds = positiveInt('seconds', args.seconds, 10);
 const rounds = positiveInt('rounds', args.rounds, 3);
 const ecsSeconds = positiveInt('ecs-seconds', args['ecs-seconds'], 5);
@@ -29,36 +30,13 @@ const outstanding = positiveInt('outstanding', args.outstanding, 100);
 const loadgenOutstanding = positiveInt('loadgen-outstanding', args['loadgen-outstanding'], 10);
 const clients = positiveInt('clients', args.clients, 4);
 const maxQps = args['max-qps'] === undefined ? null : positiveInt('max-qps', args['max-qps'], 1);
-const gdnsdThreads = positiveInt('gdnsd-threads', args['gdnsd-threads'], 1);
+/** Meridian's workers and gdnsd's UDP threads, each count once, smallest first: the ratio rows divide by the first. */
+const workers = [...new Set((args.workers ?? '1,2').split(',').map((s) => positiveInt('workers', s.trim(), 1)))].sort((a, b) => a - b);
 const waitMs = positiveInt('wait-seconds', args['wait-seconds'], 20) * 1000;
 const only = args.only?.split(',').map((s) => s.trim());
-const CANDIDATES = ['meridian', 'gdnsd'] as const;
 const WARMUP_SECONDS = 2;
 /** The goal for Meridian on one process, in answered queries per second. */
 const GOAL_QPS = 50_000;
-
-/** One kind of load run in every round. */
-interface LoadSpec {
-  readonly label: string;
-  readonly tool: 'dnsperf' | 'loadgen';
-  readonly seconds: number;
-  readonly outstanding: number;
-  readonly ecs: boolean;
-}
-
-/** One measured run: what the load tool saw and the CPU milliseconds the server spent meanwhile. */
-interface Measured extends DnsLoadResult {
-  readonly serverCpuMs: number;
-}
-
-/** A candidate while the bench runs: its server and what each load measured. */
-interface Running {
-  readonly server: DnsServer;
-  /** Per load label, every round. */
-  readonly results: Map<string, Measured[]>;
-  lost: number;
-  rss: number;
-}
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -99,134 +77,30 @@ function warnLines(output: string): string[] {
   });
 }
 
+/** The pids of a candidate's processes, sorted. */
+function pidsOf(server: DnsServer): number[] {
+  const pid = server.process.child.pid;
+  return pid === undefined ? [] : treePids(pid).sort((a, b) => a - b);
+}
+
 function describe(r: DnsLoadResult): string {
   const percentiles = r.p99Ms === null ? '' : `, p50 ${formatMs(r.p50Ms)} ms, p99 ${formatMs(r.p99Ms)} ms`;
   return `${formatQps(r.qps)} qps, avg ${formatMs(r.avgMs)} ms${percentiles}, max ${formatMs(r.maxMs)} ms, ${r.lost} lost, ${r.responseBytes} B/answer; ${r.rcodes}`;
-}
-
-async function startCandidates(dir: string): Promise<{ servers: DnsServer[]; unavailable: Unavailable[] }> {
-  const servers: DnsServer[] = [];
-  const unavailable: Unavailable[] = [];
-  const wanted = (name: string): boolean => only === undefined || only.includes(name);
-  if (wanted('meridian')) {
-    try {
-      servers.push(await startMeridian(dir, waitMs));
-    } catch (err) {
-      unavailable.push({ name: 'meridian', reason: (err as Error).message });
-    }
-  }
-  if (wanted('gdnsd')) {
-    const gdnsd = findProgram('gdnsd');
-    if (gdnsd === null) unavailable.push({ name: 'gdnsd', reason: 'not installed (apt-get install gdnsd)' });
-    else {
-      try {
-        servers.push(await startGdnsd(gdnsd, dir, gdnsdThreads));
-      } catch (err) {
-        unavailable.push({ name: 'gdnsd', reason: (err as Error).message });
-      }
-    }
-  }
-  return { servers, unavailable };
-}
-
-/** The best run (highest qps) of a load, or undefined. */
-function best(r: Running | undefined, label: string | undefined): Measured | undefined {
-  if (r === undefined || label === undefined) return undefined;
-  return (r.results.get(label) ?? []).reduce<Measured | undefined>((a, b) => (a === undefined || b.qps > a.qps ? b : a), undefined);
-}
-
-/** Server CPU microseconds per answered query over every round of a load, or undefined. */
-function cpuPerQuery(r: Running | undefined, label: string): number | undefined {
-  const runs = r?.results.get(label) ?? [];
-  const answered = runs.reduce((sum, m) => sum + m.answered, 0);
-  return answered === 0 ? undefined : (runs.reduce((sum, m) => sum + m.serverCpuMs, 0) * 1000) / answered;
-}
-
-function report(running: readonly Running[], unavailable: readonly Unavailable[], plan: readonly LoadSpec[], problems: readonly string[]): void {
-  const main = plan[0] as LoadSpec;
-  const ecs = plan.find((p) => p.ecs);
-  const percentiles = [...plan].reverse().find((p) => p.tool === 'loadgen' && !p.ecs);
-  const header = [
-    'candidate',
-    `qps (${main.label})`,
-    'avg ms',
-    'stddev ms',
-    `qps (${ecs?.label ?? 'ecs'})`,
-    `qps (${percentiles?.label ?? 'loadgen'})`,
-    'p50 ms (loadgen)',
-    'p99 ms (loadgen)',
-    'lost',
-    `CPU us/query (${main.label})`,
-    'RSS',
-  ];
-  const rows: string[][] = running.map((r) => {
-    const m = best(r, main.label);
-    const p = best(r, percentiles?.label);
-    return [
-      r.server.name,
-      formatQps(m?.qps),
-      formatMs(m?.avgMs),
-      formatMs(m?.stddevMs),
-      formatQps(best(r, ecs?.label)?.qps),
-      formatQps(p?.qps),
-      formatMs(p?.p50Ms),
-      formatMs(p?.p99Ms),
-      String(r.lost),
-      cpuPerQuery(r, main.label)?.toFixed(1) ?? '-',
-      mib(r.rss),
-    ];
-  });
-  for (const u of unavailable) rows.push([`${u.name} (unavailable)`, ...header.slice(1).map(() => '-')]);
-  const meridian = running.find((r) => r.server.name === 'meridian');
-  const gdnsd = running.find((r) => r.server.name === 'gdnsd');
-  if (meridian !== undefined && gdnsd !== undefined) {
-    const pair = (pick: (r: Running) => number | null | undefined): string => ratio(pick(meridian) ?? undefined, pick(gdnsd) ?? undefined);
-    rows.push([
-      'meridian / gdnsd',
-      pair((r) => best(r, main.label)?.qps),
-      pair((r) => best(r, main.label)?.avgMs),
-      pair((r) => best(r, main.label)?.stddevMs),
-      pair((r) => best(r, ecs?.label)?.qps),
-      pair((r) => best(r, percentiles?.label)?.qps),
-      pair((r) => best(r, percentiles?.label)?.p50Ms),
-      pair((r) => best(r, percentiles?.label)?.p99Ms),
-      '-',
-      ratio(cpuPerQuery(meridian, main.label), cpuPerQuery(gdnsd, main.label)),
-      pair((r) => r.rss),
-    ]);
-  }
-  const out: string[] = [renderMarkdownTable(header, rows), ''];
-  out.push(
-    `qps and latency: best of ${rounds} rounds of ${plan.map((p) => `${p.label} (${p.seconds}s, ${p.outstanding} in flight)`).join(', ')} over up to ${clients} client sockets` +
-      `${maxQps === null ? '' : `, at most ${maxQps} qps`}; mix 70% api A, 20% www AAAA, 10% NXDOMAIN; ECS runs send ${formatSubnet(ECS_REGION.clientSubnet)} (${ECS_REGION.name}).`,
-  );
-  out.push(
-    `lost: queries unanswered within 1 s, all runs. CPU us/query: server CPU time (user + system, from /proc) over every ${main.label} round per answered query; lower is better. RSS: the largest after a run.`,
-  );
-  if (gdnsd !== undefined) out.push(`gdnsd: ${gdnsdThreads} UDP thread(s), static zone (no geo logic).`);
-  for (const u of unavailable) out.push(`${u.name} unavailable: ${u.reason.split('\n').slice(0, 3).join(' / ')}`);
-  const meridianQps = best(meridian, main.label)?.qps;
-  out.push(
-    meridianQps === undefined
-      ? `goal (>= ${GOAL_QPS} qps for Meridian in one process): not measured`
-      : `goal (>= ${GOAL_QPS} qps for Meridian in one process): ${meridianQps >= GOAL_QPS ? 'met' : 'NOT met'} (${formatQps(meridianQps)} qps)`,
-  );
-  if (meridian !== undefined) out.push(problems.length === 0 ? "meridian's answers: as DESIGN.md promises (see stderr)" : `meridian's answers: ${problems.length} problem(s): ${problems.join('; ')}`);
-  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 async function main(): Promise<void> {
   const startedAt = performance.now();
   const dnsperf = findProgram('dnsperf');
   const plan = loadPlan(dnsperf);
+  const known = candidateNames(workers);
   if (only !== undefined) {
-    const unknown = only.filter((name) => !(CANDIDATES as readonly string[]).includes(name));
-    if (unknown.length > 0) throw new Error(`--only: unknown candidate(s) ${unknown.join(', ')}; known: ${CANDIDATES.join(', ')}`);
+    const unknown = only.filter((name) => !known.includes(name));
+    if (unknown.length > 0) throw new Error(`--only: unknown candidate(s) ${unknown.join(', ')}; known with --workers ${workers.join(',')}: ${known.join(', ')}`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'meridian-dns-'));
   const queryFile = join(dir, 'queries.txt');
   writeFileSync(queryFile, `${QUERY_LINES.join('\n')}\n`);
-  let servers: DnsServer[] = [];
+  const servers: DnsServer[] = [];
   const onSignal = (signal: NodeJS.Signals): void => {
     for (const s of servers) s.kill();
     rmSync(dir, { recursive: true, force: true });
@@ -238,20 +112,19 @@ async function main(): Promise<void> {
   const running: Running[] = [];
   let unavailable: Unavailable[] = [];
   const problems: string[] = [];
+  const warnings: string[] = [];
   try {
-    const started = await startCandidates(dir);
-    servers = started.servers;
-    unavailable = started.unavailable;
+    unavailable = await startCandidates({ dir, workers, wanted: (name) => only === undefined || only.includes(name), waitMs, log, servers });
     for (const u of unavailable) log(`${u.name} unavailable: ${u.reason}`);
     if (servers.length === 0) throw new Error('no candidate started');
     if (dnsperf === null) log('dnsperf not installed (apt-get install dnsperf): loadgen measures throughput too');
 
     const checked = new Map<string, readonly CheckedAnswer[]>();
-    for (const s of servers) checked.set(s.name, await checkAnswers(s.port, s.name === 'meridian'));
+    for (const s of servers) checked.set(s.name, await checkAnswers(s.port, s.judged));
     log(`answers before load:\n${formatChecks(checked)}`);
-    for (const c of checked.get('meridian') ?? []) if (c.problem !== null) problems.push(`${c.label}: ${c.problem}`);
+    for (const [name, answers] of checked) for (const c of answers) if (c.problem !== null) problems.push(`${name}, ${c.label}: ${c.problem}`);
 
-    for (const server of servers) running.push({ server, results: new Map(), lost: 0, rss: 0 });
+    for (const server of servers) running.push({ server, results: new Map(), pids: pidsOf(server), lost: 0, rss: 0 });
     log(`load: ${plan.map((p) => `${p.label} ${p.seconds}s x${p.outstanding}`).join(', ')} per candidate and round, ${rounds} rounds, up to ${clients} client sockets`);
     for (const r of running) {
       const warm = await runLoad(dnsperf, plan[0] as LoadSpec, r.server.port, queryFile, WARMUP_SECONDS);
@@ -274,12 +147,14 @@ async function main(): Promise<void> {
         }
       }
     }
-    const checkedAfter = running.find((r) => r.server.name === 'meridian');
-    if (checkedAfter !== undefined) {
-      const after = await checkAnswers(checkedAfter.server.port, true);
-      for (const c of after) if (c.problem !== null) problems.push(`after load, ${c.label}: ${c.problem}`);
-      const warnings = warnLines(checkedAfter.server.process.output());
-      log(`meridian logged ${warnings.length} line(s) at warn or above${warnings.length === 0 ? '' : `, the last:\n${warnings.slice(-5).join('\n')}`}`);
+    for (const r of running) {
+      const now = pidsOf(r.server);
+      if (now.join() !== r.pids.join()) warnings.push(`${r.server.name}: processes ${r.pids.join(',')} at the start of the rounds, ${now.join(',')} at the end: the CPU time of one that exited is missing`);
+      if (!r.server.judged) continue;
+      const after = await checkAnswers(r.server.port, true);
+      for (const c of after) if (c.problem !== null) problems.push(`${r.server.name} after load, ${c.label}: ${c.problem}`);
+      const logged = warnLines(r.server.process.output());
+      log(`${r.server.name} logged ${logged.length} line(s) at warn or above${logged.length === 0 ? '' : `, the last:\n${logged.slice(-5).join('\n')}`}`);
     }
   } finally {
     for (const s of servers) await s.stop();
@@ -288,7 +163,7 @@ async function main(): Promise<void> {
     process.off('SIGTERM', onSignal);
   }
   log(`bench/dns took ${Math.round((performance.now() - startedAt) / 1000)} s`);
-  report(running, unavailable, plan, problems);
+  process.stdout.write(renderReport({ running, unavailable, plan, problems, warnings, workers, rounds, clients, maxQps, cores: availableParallelism(), goalQps: GOAL_QPS }));
 }
 
 main().catch((err: unknown) => {

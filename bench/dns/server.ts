@@ -8,9 +8,13 @@ import { freePort, type BenchProcess } from '../lib/process.js';
 /** A DNS server started for the bench. */
 export interface DnsServer {
   readonly name: string;
+  /** What runs, for the notes under the table: processes, threads, how they share the port. */
+  readonly description: string;
+  /** Whether its answers are checked against DESIGN.md (Meridian) or only shown (gdnsd serves static data). */
+  readonly judged: boolean;
   /** UDP and TCP on 127.0.0.1. */
   readonly port: number;
-  /** The process whose CPU time and RSS are measured. */
+  /** The process whose CPU time and RSS are measured, with all its descendants. */
   readonly process: BenchProcess;
   /** Stops the server and everything started with it. */
   stop(): Promise<void>;

@@ -73,18 +73,27 @@ function children(pid: number): number[] {
   }
 }
 
-/** Resident memory in bytes of a process and all its descendants (nginx and HAProxy fork workers). */
-export function treeRss(pid: number): number {
-  let total = 0;
+/** A process and all its descendants (nginx and HAProxy fork workers, a Meridian primary its workers), parents first. */
+export function treePids(pid: number): number[] {
+  const out: number[] = [];
   const stack = [pid];
   while (stack.length > 0) {
     const p = stack.pop() as number;
+    out.push(p);
+    stack.push(...children(p));
+  }
+  return out;
+}
+
+/** Resident memory in bytes of a process and all its descendants. */
+export function treeRss(pid: number): number {
+  let total = 0;
+  for (const p of treePids(pid)) {
     try {
       total += statusField(p, 'VmRSS');
     } catch {
-      continue;
+      // exited since the tree was read
     }
-    stack.push(...children(p));
   }
   return total;
 }
@@ -93,18 +102,15 @@ export function treeRss(pid: number): number {
 export function treeCpuMs(pid: number): number {
   const ticksPerSecond = 100; // USER_HZ on Linux
   let ticks = 0;
-  const stack = [pid];
-  while (stack.length > 0) {
-    const p = stack.pop() as number;
+  for (const p of treePids(pid)) {
     try {
       // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(fields[11]) + Number(fields[12]);
     } catch {
-      continue;
+      // exited since the tree was read
     }
-    stack.push(...children(p));
   }
   return (ticks * 1000) / ticksPerSecond;
 }

@@ -94,7 +94,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     dnsPort: config.dns?.listen.port ?? null,
     ownSockets: sharing === 'reuseport',
     logger,
-    initial: () => (latest === null ? [] : [latest]),
+    // The health now, not as it was at the swap: flips since then were broadcast before this worker could hear them.
+    initial: () => (latest === null ? [] : [{ ...latest, health: health.views() }]),
     onMessage(_worker, message) {
       if (message.type !== 'passive') return;
       const ep = endpointOf(applier.current, message);
