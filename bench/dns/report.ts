@@ -5,7 +5,8 @@
  */
 import { mib, ratio } from '../lib/table.js';
 import type { Unavailable } from './server.js';
-import { formatMs, formatQps, formatQpsSpread, renderMarkdownTable } from './markdown.js';
+import { renderMarkdownTable } from '../lib/table.js';
+import { formatMs, formatQps, formatQpsSpread } from './markdown.js';
 import { gdnsdName } from './gdnsd.js';
 import { meridianName } from './meridian.js';
 import { cpuPerQuery, overRounds, type LoadSpec, type Measured, type Running } from './results.js';

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { get } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -73,46 +73,57 @@ function children(pid: number): number[] {
   }
 }
 
-/** A process and all its descendants (nginx and HAProxy fork workers, a Meridian primary its workers), parents first. */
+/** A process and all its descendants (nginx and HAProxy fork workers, Meridian its worker processes), parents first. */
 export function treePids(pid: number): number[] {
-  const out: number[] = [];
-  const stack = [pid];
-  while (stack.length > 0) {
-    const p = stack.pop() as number;
-    out.push(p);
-    stack.push(...children(p));
+  const pids: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift() as number;
+    pids.push(p);
+    queue.push(...children(p));
   }
-  return out;
+  return pids;
+}
+
+/** Resident memory in bytes of one process; 0 once it is gone. */
+export function processRss(pid: number): number {
+  try {
+    return statusField(pid, 'VmRSS');
+  } catch {
+    return 0;
+  }
 }
 
 /** Resident memory in bytes of a process and all its descendants. */
 export function treeRss(pid: number): number {
-  let total = 0;
-  for (const p of treePids(pid)) {
-    try {
-      total += statusField(p, 'VmRSS');
-    } catch {
-      // exited since the tree was read
-    }
+  return treePids(pid).reduce((total, p) => total + processRss(p), 0);
+}
+
+/** Open file descriptors of one process (entries of /proc/PID/fd); 0 once it is gone. */
+export function openFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
   }
-  return total;
+}
+
+/** CPU time in milliseconds (user + system) used so far by one process; 0 once it is gone. */
+export function processCpuMs(pid: number): number {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+  } catch {
+    return 0;
+  }
 }
 
 /** CPU time in milliseconds (user + system) used so far by a process and all its descendants. */
 export function treeCpuMs(pid: number): number {
-  const ticksPerSecond = 100; // USER_HZ on Linux
-  let ticks = 0;
-  for (const p of treePids(pid)) {
-    try {
-      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // exited since the tree was read
-    }
-  }
-  return (ticks * 1000) / ticksPerSecond;
+  return treePids(pid).reduce((total, p) => total + processCpuMs(p), 0);
 }
 
 /** Asks the kernel for a free loopback TCP port. */
