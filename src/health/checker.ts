@@ -60,8 +60,9 @@ export class ActiveChecker {
     }
     if (this.#stopped) return;
     const rttMs = Math.round((performance.now() - startedAt) * 100) / 100;
+    // A check this process could not even start (out of file descriptors) says nothing about the endpoint.
     if (failure === null) this.#health.checkPassed(rttMs);
-    else this.#health.checkFailed(failure, failure === 'timeout' || failure === 'connect-timeout' ? null : rttMs);
+    else if (failure !== 'local-limit') this.#health.checkFailed(failure, failure === 'timeout' || failure === 'connect-timeout' ? null : rttMs);
     this.#observer.checked(this.#health, failure ?? 'ok');
     const wait = check.interval * (1 - JITTER + 2 * JITTER * Math.random());
     this.#timer = setTimeout(() => void this.#run(), wait);

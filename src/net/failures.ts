@@ -24,6 +24,8 @@ export type TransportFailure =
   | 'bad-request'
   /** Meridian abandoned the request (the client went away). */
   | 'aborted'
+  /** This process could not open a socket (out of file descriptors or socket buffers): the upstream is not to blame. */
+  | 'local-limit'
   /** Anything else. */
   | 'error';
 
@@ -49,6 +51,9 @@ const BY_CODE: Readonly<Record<string, TransportFailure>> = {
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'bad-request',
   UND_ERR_INVALID_ARG: 'bad-request',
   UND_ERR_ABORTED: 'aborted',
+  EMFILE: 'local-limit',
+  ENFILE: 'local-limit',
+  ENOBUFS: 'local-limit',
   MERIDIAN_BAD_RESPONSE: 'bad-response',
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'bad-response',
   UND_ERR_RES_EXCEEDED_MAX_SIZE: 'bad-response',

@@ -38,6 +38,7 @@ export const ERRORS = Object.freeze({
   noTable: entry('no-routing-table', 503, 'internal', false, 'No routing table is loaded yet'),
   shuttingDown: entry('shutting-down', 503, 'internal', false, 'This node is shutting down'),
   overloaded: entry('upstream-overloaded', 503, 'internal', false, 'Every upstream that could take this request is at its concurrency limit'),
+  outOfSockets: entry('node-out-of-sockets', 503, 'internal', false, 'This node cannot open another connection right now (out of file descriptors)'),
   noHealthyUpstream: entry('no-healthy-upstream', 503, 'internal', false, 'No healthy upstream can take this request'),
   connectTimeout: entry('upstream-connect-timeout', 504, 'upstream', true, 'Timed out connecting to an upstream', 'connect-timeout'),
   upstreamTimeout: entry('upstream-timeout', 504, 'upstream', false, 'The upstream did not answer in time', 'timeout'),
@@ -61,6 +62,7 @@ const BY_FAILURE: Readonly<Record<TransportFailure, ProxyError>> = {
   'bad-response': ERRORS.badResponse,
   'bad-request': ERRORS.badRequest,
   aborted: ERRORS.clientAborted,
+  'local-limit': ERRORS.outOfSockets,
   error: ERRORS.badGateway,
 };
 

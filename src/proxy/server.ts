@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { sharingOptions, type HostPort, type PortSharing } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { ThrottledWarning } from '../observability/throttled-warning.js';
 import { classifyClientError, ERRORS, sendError, sendRawError, type ProxyError } from './errors.js';
 import { Exchange, mayResendBody, type ExchangeHost } from './exchange.js';
 import { readRequestHead } from './headers.js';
@@ -47,9 +48,11 @@ export class ProxyServer implements ExchangeHost {
   #inFlight = 0;
   #draining = false;
   #drained: (() => void) | null = null;
+  readonly #outOfSockets: ThrottledWarning;
 
   constructor(options: ProxyOptions) {
     this.#options = options;
+    this.#outOfSockets = new ThrottledWarning(options.logger, 'out of file descriptors: upstream connections fail with 503 node-out-of-sockets; raise the open-file limit or lower proxy.maxConnections');
     this.#resolver = new RequestResolver(options);
     this.#upgrades = new UpgradeProxy(this, this.#resolver, options.logger);
     this.server = createServer({
@@ -238,6 +241,7 @@ export class ProxyServer implements ExchangeHost {
     series.observe(status, (performance.now() - exchange.startedAt) / 1000);
     if (error !== null) {
       this.#options.metrics.proxyErrors.inc({ code: error.code });
+      if (error === ERRORS.outOfSockets) this.#outOfSockets.note({ endpoint: ep.key });
       if (error.source === 'upstream') this.#options.metrics.upstreamErrors.inc({ service: ep.service, region: ep.region.name, code: error.code });
     }
     this.checkDrained();

@@ -37,9 +37,13 @@ export interface MeridianProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-/** Spawns `meridian ARGS` and waits for its "meridian started" log line. */
-export async function spawnMeridian(args: string[]): Promise<MeridianProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawns `meridian ARGS` (under an open-file limit of `openFiles` when given) and waits for its "meridian started" log line. */
+export async function spawnMeridian(args: string[], options: { openFiles?: number } = {}): Promise<MeridianProcess> {
+  const command =
+    options.openFiles === undefined
+      ? [process.execPath, CLI, ...args]
+      : ['bash', '-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, CLI, ...args];
+  const child = spawn(command[0] as string, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   let buffered = '';
