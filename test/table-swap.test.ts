@@ -75,7 +75,7 @@ t.test('bodies that no retry could send again stream to the upstream before they
 t.test('a retired upstream closes after its grace, comes back when a table uses it again, and a closed one fails before sending', async (t) => {
   const up = await startUpstream('u');
   t.teardown(() => up.kill());
-  const registry = new UpstreamRegistry(200);
+  const registry = new UpstreamRegistry({ graceMs: 200 });
   const address = { host: '127.0.0.1', port: up.port };
   const first = registry.acquire(address, 1_000);
   registry.retain([]);

@@ -13,6 +13,7 @@ import type { PassiveSink } from '../proxy/passive-sink.js';
 import { servingRuntime } from '../proxy/runtime.js';
 import { ProxyServer } from '../proxy/server.js';
 import { UpstreamRegistry } from '../proxy/upstream.js';
+import { share } from '../routing/compile.js';
 import type { Endpoint } from '../routing/table.js';
 import { TableApplier } from '../store/applier.js';
 import { isProtocolMessage, type ToPrimary, type ToWorker } from './messages.js';
@@ -50,7 +51,7 @@ const REMOTE_PASSIVE: PassiveSink = {
 export async function runWorker(config: StaticConfig, logger: Logger, sharing: PortSharing, worker: number, processes: number): Promise<void> {
   const metrics = new Metrics({ defaultMetrics: true });
   const locator = new Locator(config.geo.networks, config.node);
-  const upstreams = new UpstreamRegistry();
+  const upstreams = new UpstreamRegistry({ maxConnections: share(config.proxy.maxUpstreamConnections, processes) });
   const health = new HealthRegistry({ activeChecks: false, mirror: true, logger, metrics });
   const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: null, origin: 'primary', processes });
   const decoder = new DocumentDecoder();

@@ -39,6 +39,12 @@ const proxySchema = z.strictObject({
   maxHeaders: z.int().min(1).max(10_000).default(100),
   /** Client connections open at once; more are refused on arrival. Absent: no cap. */
   maxConnections: z.int().min(1).max(10_000_000).optional(),
+  /**
+   * Connections to each upstream address a node keeps at most (divided among its
+   * workers); a request finding all busy waits for one, in arrival order, up to
+   * its try's deadline. 0: no cap.
+   */
+  maxUpstreamConnections: z.int().min(0).max(1_000_000).default(1024),
   /** `%2F` and `%5C` in request paths: kept encoded, refused (400), or decoded before matching and forwarding. */
   escapedSlashes: z.enum(['keep', 'reject', 'unescape']).default('keep'),
   /** Data-plane worker processes: `auto` is one per available CPU; 1 serves from a single process. */

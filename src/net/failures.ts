@@ -26,6 +26,8 @@ export type TransportFailure =
   | 'aborted'
   /** This process could not open a socket (out of file descriptors or socket buffers): the upstream is not to blame. */
   | 'local-limit'
+  /** Every connection to the upstream stayed busy until the try's deadline: the request never left. */
+  | 'queued'
   /** Anything else. */
   | 'error';
 
@@ -51,6 +53,7 @@ const BY_CODE: Readonly<Record<string, TransportFailure>> = {
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'bad-request',
   UND_ERR_INVALID_ARG: 'bad-request',
   UND_ERR_ABORTED: 'aborted',
+  MERIDIAN_QUEUE_TIMEOUT: 'queued',
   EMFILE: 'local-limit',
   ENFILE: 'local-limit',
   ENOBUFS: 'local-limit',

@@ -1,5 +1,6 @@
 import { errors, type Dispatcher } from 'undici';
 import type { Endpoint } from '../routing/table.js';
+import { QueueTimeout } from './errors.js';
 import type { RetryBudget } from './retry-budget.js';
 
 /** What an attempt reports to the request it belongs to. */
@@ -27,7 +28,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #settled = false;
   /** performance.now() by which the response head must arrive (Infinity: no limit). */
   readonly #headDeadline: number;
-  /** Meridian's own head deadline, armed only once an interim response arrives. */
+  /** Meridian's own head deadline, armed only once an interim response arrives or the try has to wait for a connection. */
   #deadlineTimer: NodeJS.Timeout | null = null;
 
   constructor(owner: AttemptOwner, endpoint: Endpoint, sentAt: number, budget: RetryBudget | null, headDeadline = Number.POSITIVE_INFINITY) {
@@ -47,6 +48,21 @@ export class Attempt implements Dispatcher.DispatchHandler {
    * health). Only tries that see a 1xx pay for the timer.
    */
   interim(now: number): void {
+    this.#keepDeadline(now);
+  }
+
+  /**
+   * Every connection to the upstream was busy when the try was dispatched
+   * (proxy.maxUpstreamConnections): it may wait in the pool, where undici's
+   * timeouts do not run yet. Meridian keeps the deadline; a try still waiting
+   * then fails as never sent (503 upstream-overloaded, nothing held against the
+   * endpoint, another endpoint may be tried). Only tries that wait pay for the timer.
+   */
+  queued(now: number): void {
+    this.#keepDeadline(now);
+  }
+
+  #keepDeadline(now: number): void {
     if (this.#deadlineTimer !== null || this.#settled || this.#headDeadline === Number.POSITIVE_INFINITY) return;
     this.#deadlineTimer = setTimeout(() => this.#timeOut(), Math.max(0, this.#headDeadline - now));
   }
@@ -60,8 +76,17 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   #timeOut(): void {
     this.#deadlineTimer = null;
-    // Through undici's abort, so that onError reports it like undici's own headers timeout.
-    if (!this.#settled && this.#abort !== null) this.#abort(new errors.HeadersTimeoutError());
+    if (this.#settled) return;
+    // Sent: through undici's abort, so that onError reports it like undici's own headers timeout.
+    if (this.#abort !== null) {
+      this.#abort(new errors.HeadersTimeoutError());
+      return;
+    }
+    // Still waiting for a connection: undici drops it unsent when it gets one (onConnect).
+    const err = new QueueTimeout('no connection to the upstream became free before the deadline');
+    this.#settle();
+    this.#abortWith = err;
+    this.#owner.attemptFailed(this, err);
   }
 
   /** Whether the try has ended (completed, failed or aborted). */

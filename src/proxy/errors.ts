@@ -38,6 +38,7 @@ export const ERRORS = Object.freeze({
   noTable: entry('no-routing-table', 503, 'internal', false, 'No routing table is loaded yet'),
   shuttingDown: entry('shutting-down', 503, 'internal', false, 'This node is shutting down'),
   overloaded: entry('upstream-overloaded', 503, 'internal', false, 'Every upstream that could take this request is at its concurrency limit'),
+  queueTimeout: entry('upstream-overloaded', 503, 'internal', true, 'No connection to the upstream became free in time (proxy.maxUpstreamConnections)'),
   outOfSockets: entry('node-out-of-sockets', 503, 'internal', false, 'This node cannot open another connection right now (out of file descriptors)'),
   noHealthyUpstream: entry('no-healthy-upstream', 503, 'internal', false, 'No healthy upstream can take this request'),
   connectTimeout: entry('upstream-connect-timeout', 504, 'upstream', true, 'Timed out connecting to an upstream', 'connect-timeout'),
@@ -45,6 +46,11 @@ export const ERRORS = Object.freeze({
   clientAborted: entry('client-aborted', 499, 'client', false, 'The client went away'),
   internal: entry('internal-error', 500, 'internal', false, 'Internal error'),
 });
+
+/** A try that waited for a free connection to its upstream until its deadline, and was never sent. */
+export class QueueTimeout extends Error {
+  readonly code = 'MERIDIAN_QUEUE_TIMEOUT';
+}
 
 /** An upstream answer Meridian refuses to relay, such as a status outside 100-599. */
 export class BadUpstreamResponse extends Error {
@@ -63,6 +69,7 @@ const BY_FAILURE: Readonly<Record<TransportFailure, ProxyError>> = {
   'bad-request': ERRORS.badRequest,
   aborted: ERRORS.clientAborted,
   'local-limit': ERRORS.outOfSockets,
+  queued: ERRORS.queueTimeout,
   error: ERRORS.badGateway,
 };
 

@@ -163,7 +163,8 @@ export class Exchange implements AttemptOwner {
       headersTimeout: headersTimeout === Number.POSITIVE_INFINITY ? 0 : Math.ceil(headersTimeout),
       bodyTimeout: service.requestTimeoutMs,
     };
-    endpoint.upstream.pool.dispatch(options, attempt);
+    // false: every connection to the upstream is busy and the try may wait for one.
+    if (!endpoint.upstream.pool.dispatch(options, attempt)) attempt.queued(now);
   }
 
   attemptHeaders(attempt: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {

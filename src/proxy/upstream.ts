@@ -20,12 +20,15 @@ export class Upstream {
   latencyMs = Number.NaN;
   readonly #origin: string;
   readonly #connectTimeoutMs: number;
+  readonly #maxConnections: number;
   #pool: Pool | null = null;
   #closed = false;
 
-  constructor(address: HostPort, connectTimeoutMs: number) {
+  /** `maxConnections`: connections this process opens to the address at most (0: no cap); requests beyond wait in the pool. */
+  constructor(address: HostPort, connectTimeoutMs: number, maxConnections = 0) {
     this.address = address;
     this.#connectTimeoutMs = connectTimeoutMs;
+    this.#maxConnections = maxConnections;
     this.#origin = `http://${formatHostPort(address)}`;
     this.key = `${formatHostPort(address)}|${connectTimeoutMs}`;
   }
@@ -41,6 +44,7 @@ export class Upstream {
         // undici's own connector, plus the filter for unsolicited `100 Continue`.
         connect: filteringConnector({ timeout: this.#connectTimeoutMs, noDelay: true }),
         pipelining: 1,
+        connections: this.#maxConnections === 0 ? null : this.#maxConnections,
         keepAliveTimeout: 4_000,
         keepAliveMaxTimeout: 600_000,
       });
@@ -81,15 +85,25 @@ export class Upstream {
  */
 export const RETIRE_GRACE_MS = 120_000;
 
+/** How a process's upstreams are kept. */
+export interface UpstreamLimits {
+  /** How long an upstream no table uses stays open for requests of older tables. */
+  readonly graceMs?: number;
+  /** Connections this process opens to each address at most (its share of proxy.maxUpstreamConnections); 0: no cap. */
+  readonly maxConnections?: number;
+}
+
 /** Every upstream in use, keyed by address and connect timeout, so table swaps reuse warm pools. */
 export class UpstreamRegistry {
   readonly #upstreams = new Map<string, Upstream>();
   /** Upstreams no table in force uses, each with the timer that closes it. */
   readonly #retired = new Map<Upstream, NodeJS.Timeout>();
   readonly #graceMs: number;
+  readonly #maxConnections: number;
 
-  constructor(graceMs = RETIRE_GRACE_MS) {
-    this.#graceMs = graceMs;
+  constructor(limits: UpstreamLimits = {}) {
+    this.#graceMs = limits.graceMs ?? RETIRE_GRACE_MS;
+    this.#maxConnections = limits.maxConnections ?? 0;
   }
 
   /** The upstream for an address, created (without connecting) on first use; a retired one comes back as it is. */
@@ -97,7 +111,7 @@ export class UpstreamRegistry {
     const key = `${formatHostPort(address)}|${connectTimeoutMs}`;
     let upstream = this.#upstreams.get(key);
     if (upstream === undefined || upstream.closed) {
-      upstream = new Upstream(address, connectTimeoutMs);
+      upstream = new Upstream(address, connectTimeoutMs, this.#maxConnections);
       this.#upstreams.set(key, upstream);
     }
     const timer = this.#retired.get(upstream);

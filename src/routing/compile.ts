@@ -40,8 +40,8 @@ export interface CompileContext {
   readonly processes?: number;
 }
 
-/** A per-node limit as one of `processes` processes applies it: its share, rounded up (never below 1 when it was). */
-function share(limit: number, processes: number): number {
+/** A per-node limit as one of `processes` processes applies it: its share, rounded up (never below 1 when it was; 0 stays 0). */
+export function share(limit: number, processes: number): number {
   return limit === 0 ? 0 : Math.max(1, Math.ceil(limit / processes));
 }
 
