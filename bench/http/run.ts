@@ -11,7 +11,7 @@ import { benchArgs, positiveInt } from '../lib/args.js';
 import { holdConnections, runLoad, type LoadOptions, type LoadResult } from '../lib/load.js';
 import { findProgram, freePort, treeCpuMs, treeRss, waitForPort, type BenchProcess } from '../lib/process.js';
 import { runWrk } from '../lib/wrk.js';
-import { mib, ratio, renderTable } from '../lib/table.js';
+import { mib, renderTable } from '../lib/table.js';
 import { candidates, startUpstream, type Candidate } from './candidates.js';
 
 const args = benchArgs(['seconds', 'connections', 'rounds', 'size', 'hold', 'only', 'workers', 'generator']);
@@ -30,18 +30,31 @@ if (generator !== 'wrk' && generator !== 'autocannon') {
 }
 const load = (options: LoadOptions): Promise<LoadResult> => (generator === 'wrk' ? runWrk(options) : runLoad(options));
 
-/** A candidate while the bench runs: its process and the best round so far. */
+/** A candidate while the bench runs: its process and every round's figures. */
 interface Running {
   readonly candidate: Candidate;
   readonly port: number;
   readonly process: BenchProcess | null;
-  best: LoadResult | null;
+  readonly rounds: LoadResult[];
+  /** CPU microseconds per request served, per round (empty for `direct`, which has no process of its own). */
+  readonly cpuPerRequest: number[];
   errors: number;
-  /** CPU milliseconds the process spent, and the requests it served, over all rounds. */
-  cpuMs: number;
-  served: number;
   rssUnderLoad: number;
   rssHeld: number;
+}
+
+/** The median of some figures (the upper one of an even count), undefined when there are none. */
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+}
+
+/** `median (min-max)` of per-round figures, with `digits` decimals. */
+function spread(values: readonly number[], digits = 0): string {
+  const m = median(values);
+  if (m === undefined) return '-';
+  if (values.length < 2) return m.toFixed(digits);
+  return `${m.toFixed(digits)} (${Math.min(...values).toFixed(digits)}-${Math.max(...values).toFixed(digits)})`;
 }
 
 function log(line: string): void {
@@ -67,7 +80,7 @@ async function main(): Promise<void> {
     for (const candidate of selected) {
       const port = candidate.start === null ? upstreamPort : await freePort();
       const proc = candidate.start === null ? null : candidate.start(port, upstreamAddress, dir);
-      running.push({ candidate, port, process: proc, best: null, errors: 0, cpuMs: 0, served: 0, rssUnderLoad: 0, rssHeld: 0 });
+      running.push({ candidate, port, process: proc, rounds: [], cpuPerRequest: [], errors: 0, rssUnderLoad: 0, rssHeld: 0 });
       if (proc !== null) await waitForPort(proc, port);
     }
     log(`upstream: ${upstream.name}, ${size}-byte body; ${generator}, ${connections} connections, ${seconds}s x ${rounds} rounds each`);
@@ -79,12 +92,12 @@ async function main(): Promise<void> {
         const pid = r.process?.child.pid;
         const cpuBefore = pid === undefined ? 0 : treeCpuMs(pid);
         const result = await load({ port: r.port, connections, seconds });
-        if (pid !== undefined) r.cpuMs += treeCpuMs(pid) - cpuBefore;
-        r.served += result.requests;
+        const cpu = pid === undefined || result.requests === 0 ? null : ((treeCpuMs(pid) - cpuBefore) * 1000) / result.requests;
+        if (cpu !== null) r.cpuPerRequest.push(cpu);
         if (pid !== undefined) r.rssUnderLoad = Math.max(r.rssUnderLoad, treeRss(pid));
         r.errors += result.errors;
-        if (r.best === null || result.requestsPerSec > r.best.requestsPerSec) r.best = result;
-        log(`round ${round} ${r.candidate.name}: ${Math.round(result.requestsPerSec)} req/s, p99 ${result.p99Ms} ms, ${result.errors} errors`);
+        r.rounds.push(result);
+        log(`round ${round} ${r.candidate.name}: ${Math.round(result.requestsPerSec)} req/s, p99 ${result.p99Ms} ms, ${cpu === null ? '-' : cpu.toFixed(1)} us/req, ${result.errors} errors`);
       }
     }
     for (const r of running) {
@@ -104,30 +117,35 @@ async function main(): Promise<void> {
 }
 
 function report(running: readonly Running[]): void {
-  const rps = (name: string): number | undefined => running.find((r) => r.candidate.name === name)?.best?.requestsPerSec;
-  const cpuPerRequest = (r: Running | undefined): number | undefined => (r === undefined || r.process === null || r.served === 0 ? undefined : (r.cpuMs * 1000) / r.served);
-  const cpuOf = (name: string): number | undefined => cpuPerRequest(running.find((r) => r.candidate.name === name));
-  const header = ['candidate', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU us/req', 'CPU vs bare', 'RSS load', `RSS ${hold} conns`, 'vs bare', 'vs http-proxy', 'vs haproxy'];
-  const rows = running.map((r) => {
-    const best = r.best as LoadResult;
-    return [
-      r.candidate.name,
-      String(Math.round(best.requestsPerSec)),
-      String(best.p50Ms),
-      String(best.p99Ms),
-      String(r.errors),
-      cpuPerRequest(r)?.toFixed(0) ?? '-',
-      ratio(cpuPerRequest(r), cpuOf('bare-undici')),
-      r.process === null ? '-' : mib(r.rssUnderLoad),
-      r.process === null ? '-' : mib(r.rssHeld),
-      ratio(best.requestsPerSec, rps('bare-undici')),
-      ratio(best.requestsPerSec, rps('node-http-proxy')),
-      ratio(best.requestsPerSec, rps('haproxy-1t')),
-    ];
-  });
+  const byName = (name: string): Running | undefined => running.find((r) => r.candidate.name === name);
+  const rps = (r: Running | undefined): number[] => r?.rounds.map((x) => x.requestsPerSec) ?? [];
+  /** Per round, `of`'s figure over `r`'s (rounds are interleaved, so round i of both saw the same machine), as median (min-max). */
+  const perRound = (r: Running, base: Running | undefined, of: (x: Running) => number[], invert: boolean): string => {
+    if (base === undefined || base === r) return base === r ? '1.00' : '-';
+    const a = of(r);
+    const b = of(base);
+    const ratios = a.flatMap((v, i) => (b[i] === undefined || v === 0 ? [] : [invert ? (b[i] as number) / v : v / (b[i] as number)]));
+    return spread(ratios, 2);
+  };
+  const bare = byName('bare-undici');
+  const header = ['candidate', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU us/req', 'efficiency vs bare', 'RSS load', `RSS ${hold} conns`, 'req/s vs bare', 'vs http-proxy', 'vs haproxy-1t'];
+  const rows = running.map((r) => [
+    r.candidate.name,
+    spread(rps(r)),
+    spread(r.rounds.map((x) => x.p50Ms), 2),
+    spread(r.rounds.map((x) => x.p99Ms), 2),
+    String(r.errors),
+    spread(r.cpuPerRequest),
+    r.process === null ? '-' : perRound(r, bare, (x) => x.cpuPerRequest, true),
+    r.process === null ? '-' : mib(r.rssUnderLoad),
+    r.process === null ? '-' : mib(r.rssHeld),
+    perRound(r, bare, rps, false),
+    perRound(r, byName('node-http-proxy'), rps, false),
+    perRound(r, byName('haproxy-1t'), rps, false),
+  ]);
   process.stdout.write(`${renderTable(header, rows)}\n`);
-  process.stdout.write(`req/s and latency: best of ${rounds} rounds of ${seconds}s; errors: summed over all rounds.\n`);
-  process.stdout.write('CPU us/req: CPU time of the proxy process (all its processes) over all rounds, per request served; lower is better.\n');
+  process.stdout.write(`Figures: median (lowest-highest) over ${rounds} interleaved rounds of ${seconds}s; ratios are taken round by round, then the median; errors: summed over all rounds.\n`);
+  process.stdout.write('CPU us/req: CPU time of the candidate (all its processes) in a round, per request served; efficiency vs bare: the bare proxy\'s CPU per request over the candidate\'s (1.00 = as cheap); lower CPU, higher efficiency is better.\n');
   process.stdout.write(`load generator: ${generator}; -Nw / -Nt: worker processes / threads of the candidate.\n`);
 }
 
