@@ -30,6 +30,8 @@ export interface Meridian {
   readonly adminAddress: AddressInfo;
   /** Where GeoDNS listens (UDP and TCP), null without a dns section. */
   readonly dnsAddress: AddressInfo | null;
+  /** Where the TLS listener listens, null without proxy.tls. */
+  readonly tlsAddress: AddressInfo | null;
   readonly applier: TableApplier;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -53,9 +55,10 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, health, locator, metrics, logger });
   const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload: () => source.reload(),
     storeState: () => source.state(),
-    partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geo.state() === null ? {} : { geo: geo.state() }) }),
+    partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geo.state() === null ? {} : { geo: geo.state() }), ...(config.proxy.tls === undefined ? {} : { tls: proxy.tlsState() }) }),
+    partErrors: () => proxy.tlsProblems(),
   });
-  const bound: { proxy?: AddressInfo; admin?: AddressInfo; dns?: AddressInfo } = {};
+  const bound: { proxy?: AddressInfo; admin?: AddressInfo; dns?: AddressInfo; tls?: AddressInfo | null } = {};
   const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
 
   // Started in this order, stopped in reverse: on SIGTERM the proxy drains first (through
@@ -93,15 +96,23 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
         await proxy.close(timeoutMs, delayMs);
       },
     },
+    // Closed with the proxy listener above: both drain the same connections.
+    {
+      name: 'TLS listener',
+      async start() {
+        bound.tls = await proxy.listenTls();
+      },
+      stop: () => undefined,
+    },
   ]);
-  const { proxy: proxyAddress, admin: adminAddress, dns: dnsAddress = null } = bound;
+  const { proxy: proxyAddress, admin: adminAddress, dns: dnsAddress = null, tls: tlsAddress = null } = bound;
   if (proxyAddress === undefined || adminAddress === undefined) throw new Error('the listeners started without an address');
-  logger.info({ proxy: proxyAddress, admin: adminAddress, node: config.node.name, store: origin }, 'meridian started');
+  logger.info({ proxy: proxyAddress, ...(tlsAddress === null ? {} : { tls: tlsAddress }), admin: adminAddress, node: config.node.name, store: origin }, 'meridian started');
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= lifecycle.stop().then(() => logger.info('meridian stopped'));
     return closing;
   };
-  return { config, proxyAddress, adminAddress, dnsAddress, applier, metrics, logger, close };
+  return { config, proxyAddress, adminAddress, dnsAddress, tlsAddress, applier, metrics, logger, close };
 }

@@ -31,6 +31,8 @@ export interface AdminOptions {
   storeState(): Record<string, unknown>;
   /** Sections of optional parts (dns, geo) for the state document; absent parts return nothing. */
   partsState(): Record<string, unknown>;
+  /** Problems of parts besides the routing table (a certificate that cannot be used), listed with the table's in `errors`. */
+  partErrors?(): { key: string; message: string }[];
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
@@ -120,7 +122,9 @@ export class AdminServer {
       }
       case 'GET /api/v1/state':
         if (!this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
-        return sendJson(res, 200, { ...buildState(this.#options.config, this.#options.applier, this.ready), store: this.#options.storeState(), ...this.#options.partsState() });
+        const state = buildState(this.#options.config, this.#options.applier, this.ready);
+        const errors = [...(state.errors as { key: string; message: string }[]), ...(this.#options.partErrors?.() ?? [])];
+        return sendJson(res, 200, { ...state, errors, store: this.#options.storeState(), ...this.#options.partsState() });
       case 'POST /api/v1/reload':
         if (!this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
         return sendJson(res, 200, await this.#options.reload());

@@ -35,6 +35,9 @@ export interface ListenMessage {
   readonly type: 'listen';
   readonly proxyPort: number;
   readonly dnsPort: number | null;
+  readonly tlsPort: number | null;
+  /** TLS session ticket keys every worker shares, so a session resumes on any of them (48 bytes). */
+  readonly ticketKeys: Uint8Array | null;
 }
 
 /** Stop taking traffic: drain for `delayMs`, let requests finish for up to `timeoutMs`, then exit. */
@@ -63,6 +66,7 @@ export interface ListeningMessage {
   readonly type: 'listening';
   readonly proxy: AddressInfo;
   readonly dns: AddressInfo | null;
+  readonly tls: AddressInfo | null;
 }
 
 /** A worker swapped in a table. */

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { AdminServer } from '../admin/server.js';
@@ -17,6 +18,8 @@ import { TableApplier, type StoreSnapshot } from '../store/applier.js';
 import type { PassiveMessage, TableMessage, ToWorker } from './messages.js';
 import { controlRuntime } from './control-runtime.js';
 import { WorkerPool } from './workers.js';
+import { tlsOptions } from '../proxy/options.js';
+import { tlsState } from '../proxy/server.js';
 import { routingSourcePart, sourceOrigin } from '../store/routing-source.js';
 
 /** How many data-plane workers a configuration asks for. */
@@ -66,6 +69,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
   const applier = new TableApplier({ runtime: controlRuntime(health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin, onSwap: broadcastTable });
   health.onChange((changed) => pool?.broadcast({ type: 'health', views: [changed.view()] } satisfies ToWorker));
   const parser = new RoutingParser();
+  // Read here too: a node does not start on an unusable certificate, and the state shows what the workers serve.
+  const tls = tlsOptions(config, null, logger);
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
   let draining = false;
   const aggregatedMetrics = async (): Promise<string> => {
@@ -86,12 +91,15 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     metricsText: aggregatedMetrics,
     reload: () => source.reload(),
     storeState: () => source.state(),
-    partsState: () => ({ workers: pool?.state() ?? [] }),
+    partsState: () => ({ workers: pool?.state() ?? [], ...(tls === undefined ? {} : { tls: tlsState(tls) }) }),
+    partErrors: () => tls?.certificates.problems() ?? [],
   });
   const workers = new WorkerPool({
     count: workerCount(config),
     proxyPort: config.proxy.listen.port,
     dnsPort: config.dns?.listen.port ?? null,
+    tlsPort: config.proxy.tls?.listen.port ?? null,
+    ticketKeys: config.proxy.tls === undefined ? null : randomBytes(48),
     ownSockets: sharing === 'reuseport',
     logger,
     // The health now, not as it was at the swap: flips since then were broadcast before this worker could hear them.
@@ -104,7 +112,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
       else recordFailure(ep, message.signal);
     },
   });
-  const bound: { admin?: AddressInfo; proxy?: AddressInfo; dns?: AddressInfo | null } = {};
+  const bound: { admin?: AddressInfo; proxy?: AddressInfo; dns?: AddressInfo | null; tls?: AddressInfo | null } = {};
   const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
   const lifecycle = new Lifecycle(logger);
   await lifecycle.start([
@@ -118,6 +126,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
       stop: () => admin.close(),
     },
     { name: 'health checks', start: () => undefined, stop: () => health.close() },
+    { name: 'certificate files', start: () => tls?.certificates.watch(), stop: () => tls?.certificates.close() },
     source,
     {
       name: 'workers',
@@ -126,6 +135,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
         const listening = await workers.start();
         bound.proxy = listening.proxy;
         bound.dns = listening.dns;
+        bound.tls = listening.tls;
       },
       async stop() {
         logger.info({ workers: workers.listening, delayMs, timeoutMs }, 'shutting down: draining the workers');
@@ -133,14 +143,14 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
       },
     },
   ]);
-  const { admin: adminAddress, proxy: proxyAddress, dns: dnsAddress = null } = bound;
+  const { admin: adminAddress, proxy: proxyAddress, dns: dnsAddress = null, tls: tlsAddress = null } = bound;
   if (adminAddress === undefined || proxyAddress === undefined) throw new Error('the listeners started without an address');
-  logger.info({ proxy: proxyAddress, admin: adminAddress, node: config.node.name, store: origin, workers: workers.listening, sharing }, 'meridian started');
+  logger.info({ proxy: proxyAddress, ...(tlsAddress === null ? {} : { tls: tlsAddress }), admin: adminAddress, node: config.node.name, store: origin, workers: workers.listening, sharing }, 'meridian started');
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     draining = true;
     closing ??= lifecycle.stop().then(() => logger.info('meridian stopped'));
     return closing;
   };
-  return { config, proxyAddress, adminAddress, dnsAddress, applier, metrics, logger, close };
+  return { config, proxyAddress, adminAddress, dnsAddress, tlsAddress, applier, metrics, logger, close };
 }

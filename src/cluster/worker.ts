@@ -59,7 +59,8 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
   let drain = { delayMs: 0, timeoutMs: config.proxy.shutdownTimeout };
   const lifecycle = new Lifecycle(logger);
   const listen = async (message: Extract<ToWorker, { type: 'listen' }>): Promise<void> => {
-    const bound: { proxy?: AddressInfo; dns?: AddressInfo } = {};
+    const bound: { proxy?: AddressInfo; dns?: AddressInfo; tls?: AddressInfo | null } = {};
+    if (message.ticketKeys !== null) proxy.setTicketKeys(Buffer.from(message.ticketKeys));
     const dns = config.dns === undefined ? null : new DnsServer({ ...config.dns, listen: { host: config.dns.listen.host, port: message.dnsPort ?? 0 } }, { tables: applier, health, locator, metrics, logger, sharing });
     await lifecycle.start([
       geoDatabasePart(config.geo.mmdb, locator, logger),
@@ -80,8 +81,16 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
         },
         stop: () => proxy.close(drain.timeoutMs, drain.delayMs),
       },
+      // Closed with the proxy listener above: both drain the same connections.
+      {
+        name: 'TLS listener',
+        async start() {
+          bound.tls = await proxy.listenTls(message.tlsPort ?? undefined);
+        },
+        stop: () => undefined,
+      },
     ]);
-    send({ type: 'listening', proxy: bound.proxy as AddressInfo, dns: bound.dns ?? null });
+    send({ type: 'listening', proxy: bound.proxy as AddressInfo, dns: bound.dns ?? null, tls: bound.tls ?? null });
   };
   const handle = async (message: ToWorker): Promise<void> => {
     switch (message.type) {

@@ -10,6 +10,9 @@ export interface WorkerPoolOptions {
   /** Ports from the configuration (0: the first worker picks one, the others share it). */
   readonly proxyPort: number;
   readonly dnsPort: number | null;
+  readonly tlsPort: number | null;
+  /** TLS session ticket keys for every worker (48 bytes), null without TLS. */
+  readonly ticketKeys: Uint8Array | null;
   /**
    * Whether the other workers bind the port the first one got (each binds its own
    * socket with SO_REUSEPORT); through the primary, every worker asks for the
@@ -51,7 +54,7 @@ export class WorkerPool {
   readonly #options: WorkerPoolOptions;
   readonly #workers = new Map<Worker, WorkerState>();
   readonly #listening = new Map<Worker, (message: ListeningMessage) => void>();
-  #ports: { proxy: number; dns: number | null };
+  #ports: { proxy: number; dns: number | null; tls: number | null };
   #stopping = false;
   #backoffMs = BACKOFF_MIN_MS;
   #metricsId = 0;
@@ -59,17 +62,17 @@ export class WorkerPool {
 
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
-    this.#ports = { proxy: options.proxyPort, dns: options.dnsPort };
+    this.#ports = { proxy: options.proxyPort, dns: options.dnsPort, tls: options.tlsPort };
     cluster.setupPrimary({ serialization: 'advanced' });
   }
 
   /** Starts every worker; resolves with where they listen once all do. */
-  async start(): Promise<{ proxy: AddressInfo; dns: AddressInfo | null }> {
+  async start(): Promise<{ proxy: AddressInfo; dns: AddressInfo | null; tls: AddressInfo | null }> {
     // The first worker binds first: with port 0 it picks the port the others then share.
     const first = await this.#spawn();
-    if (this.#options.ownSockets) this.#ports = { proxy: first.proxy.port, dns: first.dns?.port ?? null };
+    if (this.#options.ownSockets) this.#ports = { proxy: first.proxy.port, dns: first.dns?.port ?? null, tls: first.tls?.port ?? null };
     await Promise.all(Array.from({ length: this.#options.count - 1 }, () => this.#spawn()));
-    return { proxy: first.proxy, dns: first.dns };
+    return { proxy: first.proxy, dns: first.dns, tls: first.tls };
   }
 
   /** Sends a message to every worker. */
@@ -147,7 +150,7 @@ export class WorkerPool {
     switch (message.type) {
       case 'ready':
         for (const initial of this.#options.initial()) worker.send(initial);
-        worker.send({ type: 'listen', proxyPort: this.#ports.proxy, dnsPort: this.#ports.dns } satisfies ToWorker);
+        worker.send({ type: 'listen', proxyPort: this.#ports.proxy, dnsPort: this.#ports.dns, tlsPort: this.#ports.tls, ticketKeys: this.#options.ticketKeys } satisfies ToWorker);
         return;
       case 'listening':
         state.listening = true;

@@ -124,6 +124,8 @@ export const routeSchema = z.strictObject({
   hosts: z.array(routeHost).default([]),
   pathPrefix: z.string().startsWith('/', 'must start with "/"').default('/'),
   service: objectName,
+  /** Plaintext requests get 308 to the same URL on the TLS listener (when the node has one). */
+  redirectToHttps: z.boolean().default(false),
 });
 
 /** A whole routing table document (a file, or the etcd keys assembled). */

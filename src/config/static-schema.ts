@@ -21,6 +21,27 @@ const nodeSchema = z.strictObject({
   location: location.optional(),
 });
 
+/** Strict-Transport-Security sent on every response of the TLS listener. */
+const hstsSchema = z
+  .strictObject({
+    maxAge: durationMs.default(365 * 24 * 3_600_000),
+    includeSubDomains: z.boolean().default(false),
+    preload: z.boolean().default(false),
+  })
+  .refine((h) => !h.preload || (h.includeSubDomains && h.maxAge >= 365 * 24 * 3_600_000), {
+    message: 'preload needs includeSubDomains and a maxAge of at least 8760h (one year), as browsers\' preload lists require',
+    path: ['preload'],
+  });
+
+/** The TLS listener: HTTPS beside the plaintext listener, on the same request path. */
+const tlsSchema = z.strictObject({
+  listen: listenAddress.default({ host: '0.0.0.0', port: 8443 }),
+  /** PEM files: a certificate (with its chain) and its private key; the first is served to clients that send no matching name. */
+  certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).min(1, 'give at least one certificate'),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  hsts: hstsSchema.optional(),
+});
+
 const proxySchema = z.strictObject({
   listen: listenAddress.default({ host: '0.0.0.0', port: 8080 }),
   trustedProxies: z.array(cidr).default([]),
@@ -37,6 +58,8 @@ const proxySchema = z.strictObject({
   shutdownDelay: durationMs.default(0),
   /** Request header fields accepted per request; more get 431. */
   maxHeaders: z.int().min(1).max(10_000).default(100),
+  /** HTTPS: a TLS listener with its certificates; absent: plaintext only. */
+  tls: tlsSchema.optional(),
   /** Client connections open at once; more are refused on arrival. Absent: no cap. */
   maxConnections: z.int().min(1).max(10_000_000).optional(),
   /**
@@ -153,5 +176,7 @@ export const staticConfigSchema = z
 
 /** Static configuration after validation and defaults; durations in milliseconds. */
 export type StaticConfig = z.output<typeof staticConfigSchema>;
+/** The `proxy.tls` section after validation. */
+export type TlsConfig = z.output<typeof tlsSchema>;
 /** One `geo.networks` entry after validation. */
 export type NetworkEntry = z.output<typeof networkSchema>;

@@ -76,3 +76,13 @@ export function sharingOptions(sharing: PortSharing): { exclusive: boolean; reus
       return { exclusive: true };
   }
 }
+
+/** The host of an authority (`Host` header value) without its port: `example.com:8080` -> `example.com`, `[::1]:80` -> `[::1]`. */
+export function hostWithoutPort(authority: string): string {
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    return end < 0 ? authority : authority.slice(0, end + 1);
+  }
+  const colon = authority.lastIndexOf(':');
+  return colon < 0 ? authority : authority.slice(0, colon);
+}

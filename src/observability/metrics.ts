@@ -73,6 +73,8 @@ export class Metrics {
   readonly configRejected: Counter<'source' | 'reason'>;
   readonly openConnections: Gauge;
   readonly connectionsRefused: Counter;
+  readonly tlsHandshakeErrors: Counter<'reason'>;
+  readonly tlsCertificateReloads: Counter<'result'>;
   readonly endpointUp: Gauge<'endpoint'>;
   readonly healthChecks: Counter<'result'>;
   readonly ejections: Counter<'reason'>;
@@ -115,6 +117,8 @@ export class Metrics {
     });
     this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers, aggregator: 'max' });
     this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
+    this.tlsHandshakeErrors = new Counter({ name: 'meridian_tls_handshake_errors_total', help: 'TLS connections that failed before their handshake completed, by reason (OpenSSL or socket error code).', labelNames: ['reason'], registers });
+    this.tlsCertificateReloads = new Counter({ name: 'meridian_tls_certificate_reloads_total', help: 'Certificate files read again after they changed, by result (applied, or rejected: the previous certificate stays).', labelNames: ['result'], registers });
     this.connectionsRefused = new Counter({ name: 'meridian_connections_refused_total', help: 'Client connections closed on arrival because proxy.maxConnections were open.', registers });
     this.endpointUp = new Gauge({ name: 'meridian_endpoint_up', help: 'Whether an endpoint identity (address and check settings) may take traffic: 1 up, 0 down.', labelNames: ['endpoint'], registers, aggregator: 'max' });
     this.healthChecks = new Counter({ name: 'meridian_health_checks_total', help: 'Active health checks by result (ok, or the failure reason).', labelNames: ['result'], registers });

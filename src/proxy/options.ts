@@ -3,8 +3,21 @@ import type { Locator } from '../geo/locator.js';
 import { PrefixMap } from '../net/prefix-map.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { CertificateSet } from './certificate-set.js';
 import type { TableReader } from './resolve.js';
-import type { ProxyOptions } from './server.js';
+import type { ProxyOptions, ProxyTlsOptions } from './server.js';
+
+/** The Strict-Transport-Security value for a configured `hsts` block. */
+function hstsValue(hsts: NonNullable<NonNullable<StaticConfig['proxy']['tls']>['hsts']>): string {
+  return `max-age=${Math.floor(hsts.maxAge / 1000)}${hsts.includeSubDomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}`;
+}
+
+/** The TLS listener's settings with its certificates read (throws a ConfigError naming each unusable one); reloads counted in `metrics` when given. */
+export function tlsOptions(config: StaticConfig, metrics: Metrics | null, logger: Logger): ProxyTlsOptions | undefined {
+  const tls = config.proxy.tls;
+  if (tls === undefined) return undefined;
+  return { listen: tls.listen, certificates: new CertificateSet(tls, logger, metrics), minVersion: tls.minVersion, hsts: tls.hsts === undefined ? null : hstsValue(tls.hsts) };
+}
 
 /** The proxy listener's settings from the static configuration, with the collaborators every node gives it. */
 export function proxyOptions(config: StaticConfig, deps: { tables: TableReader; locator: Locator; metrics: Metrics; logger: Logger }): ProxyOptions {
@@ -21,6 +34,7 @@ export function proxyOptions(config: StaticConfig, deps: { tables: TableReader; 
     maxHeaders: config.proxy.maxHeaders,
     maxConnections: config.proxy.maxConnections ?? 0,
     escapedSlashes: config.proxy.escapedSlashes,
+    tls: tlsOptions(config, deps.metrics, deps.logger),
     ...deps,
   };
 }

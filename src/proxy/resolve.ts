@@ -34,10 +34,11 @@ export interface ResolverOptions {
 const kPeer = Symbol('meridian.peer');
 type PeerSocket = Socket & { [kPeer]?: Peer };
 
-/** A socket peer and whether it is a trusted proxy. */
+/** A socket peer, whether it is a trusted proxy, and whether the connection is TLS. */
 export interface Peer {
   readonly address: ClientAddress;
   readonly trusted: boolean;
+  readonly secure: boolean;
 }
 
 /** Where a request goes. */
@@ -83,7 +84,8 @@ export class RequestResolver {
     if (peer === undefined) {
       const text = plainAddress(socket.remoteAddress ?? '');
       const ip = parseIp(text);
-      peer = { address: { text, ip }, trusted: ip !== null && this.#options.trustedProxies.lookup(ip) !== undefined };
+      const secure = (socket as Socket & { encrypted?: boolean }).encrypted === true;
+      peer = { address: { text, ip }, trusted: ip !== null && this.#options.trustedProxies.lookup(ip) !== undefined, secure };
       tagged[kPeer] = peer;
     }
     return peer;
@@ -99,7 +101,7 @@ export class RequestResolver {
     forward.push('x-request-id', requestId);
     const trusted = peer.trusted;
     forward.push('x-forwarded-for', trusted && head.forwardedFor !== undefined ? `${head.forwardedFor}, ${peer.address.text}` : peer.address.text);
-    forward.push('x-forwarded-proto', trusted && head.forwardedProto !== undefined ? head.forwardedProto : 'http');
+    forward.push('x-forwarded-proto', trusted && head.forwardedProto !== undefined ? head.forwardedProto : peer.secure ? 'https' : 'http');
     const forwardedHost = trusted && head.forwardedHost !== undefined ? head.forwardedHost : host;
     if (forwardedHost !== undefined) forward.push('x-forwarded-host', forwardedHost);
     forward.push('via', head.via === undefined ? this.#via : `${head.via}, ${this.#via}`);

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { sharingOptions, type HostPort, type PortSharing } from '../net/address.js';
+import { formatHostPort, hostWithoutPort, sharingOptions, type HostPort, type PortSharing } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ThrottledWarning } from '../observability/throttled-warning.js';
@@ -10,10 +10,21 @@ import { classifyClientError, ERRORS, sendError, sendRawError, type ProxyError }
 import { Exchange, mayResendBody, type ExchangeHost } from './exchange.js';
 import { readRequestHead } from './headers.js';
 import { RequestBody } from './request-body.js';
-import { RequestResolver, type Rejection, type ResolverOptions } from './resolve.js';
+import { RequestResolver, type Rejection, type ResolverOptions, type Target } from './resolve.js';
 import { LOCAL_PASSIVE, type PassiveSink } from './passive-sink.js';
 import { RetryBudget } from './retry-budget.js';
+import type { CertificateSet } from './certificate-set.js';
+import { TlsListener } from './tls-listener.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
+
+/** The TLS listener's settings, with its certificates loaded. */
+export interface ProxyTlsOptions {
+  readonly listen: HostPort;
+  readonly certificates: CertificateSet;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** The Strict-Transport-Security value sent on its responses, or null. */
+  readonly hsts: string | null;
+}
 
 /** Settings and collaborators of the proxy listener. */
 export interface ProxyOptions extends ResolverOptions {
@@ -24,6 +35,8 @@ export interface ProxyOptions extends ResolverOptions {
   readonly keepAliveTimeoutMs: number;
   /** Client connections open at once; more are refused. 0: no cap. */
   readonly maxConnections: number;
+  /** HTTPS beside the plaintext listener; absent: plaintext only. */
+  readonly tls?: ProxyTlsOptions;
   /** How the listening port is held among a node's processes (default: by this process alone). */
   readonly sharing?: PortSharing;
   /** This process's worker number in a node with several (shown in debug headers). */
@@ -31,6 +44,11 @@ export interface ProxyOptions extends ResolverOptions {
   /** Where passive-health signals go: decided here (the default), or sent to the node's control plane. */
   readonly passive?: PassiveSink;
   readonly logger: Logger;
+}
+
+/** A TLS listener's settings and certificates as the admin state shows them. */
+export function tlsState(tls: ProxyTlsOptions): Record<string, unknown> {
+  return { listen: formatHostPort(tls.listen), minVersion: tls.minVersion, hsts: tls.hsts, certificates: tls.certificates.state() };
 }
 
 /**
@@ -49,6 +67,9 @@ export class ProxyServer implements ExchangeHost {
   #draining = false;
   #drained: (() => void) | null = null;
   readonly #outOfSockets: ThrottledWarning;
+  readonly #tls: TlsListener | null;
+  /** The port plaintext requests are redirected to (the TLS listener's, once bound). */
+  #httpsPort = 443;
 
   constructor(options: ProxyOptions) {
     this.#options = options;
@@ -77,6 +98,45 @@ export class ProxyServer implements ExchangeHost {
       options.metrics.openConnections.inc();
       socket.once('close', () => options.metrics.openConnections.dec());
     });
+    const tls = options.tls;
+    this.#tls =
+      tls === undefined
+        ? null
+        : new TlsListener({
+            listen: tls.listen,
+            certificates: tls.certificates,
+            minVersion: tls.minVersion,
+            handshakeTimeoutMs: options.headersTimeoutMs,
+            sharing: options.sharing ?? 'own',
+            metrics: options.metrics,
+            // One request path for both listeners: the HTTP server takes the decrypted connection.
+            onConnection: (socket) => this.server.emit('connection', socket),
+          });
+    if (this.#tls !== null && options.maxConnections > 0) this.#tls.server.maxConnections = options.maxConnections;
+  }
+
+  /** Starts the TLS listener (on `port` instead of the configured one when given) and follows certificate changes; null without `proxy.tls`. */
+  async listenTls(port?: number): Promise<AddressInfo | null> {
+    if (this.#tls === null) return null;
+    const address = await this.#tls.listen(port);
+    this.#httpsPort = address.port;
+    this.#options.tls?.certificates.watch();
+    return address;
+  }
+
+  /** The TLS listener as the admin state shows it, or null without one. */
+  tlsState(): Record<string, unknown> | null {
+    return this.#options.tls === undefined ? null : tlsState(this.#options.tls);
+  }
+
+  /** Problems of the TLS certificates (files changed to something unusable; the previous certificate serves). */
+  tlsProblems(): { key: string; message: string }[] {
+    return this.#options.tls?.certificates.problems() ?? [];
+  }
+
+  /** Shares TLS session ticket keys with the node's other processes (48 bytes). */
+  setTicketKeys(keys: Buffer): void {
+    this.#tls?.setTicketKeys(keys);
   }
 
   /** Starts listening (on `port` instead of the configured one when given); resolves with the bound address. */
@@ -136,14 +196,16 @@ export class ProxyServer implements ExchangeHost {
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     let closed: Promise<void>;
     let settled: Promise<void>;
+    this.#options.tls?.certificates.close();
+    const tlsClosed = this.#tls?.close() ?? Promise.resolve();
     if (delayMs > 0) {
       // http.Server.close() would also destroy idle keep-alive sockets, which a
       // client may be sending on right now: close only the listening socket.
       // The net server calls back once every connection has ended.
-      closed = new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()));
+      closed = Promise.all([new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve())), tlsClosed]).then(() => undefined);
       settled = closed;
     } else {
-      closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      closed = Promise.all([new Promise<void>((resolve) => this.server.close(() => resolve())), tlsClosed]).then(() => undefined);
       this.server.closeIdleConnections();
       settled = this.#idle();
     }
@@ -170,6 +232,7 @@ export class ProxyServer implements ExchangeHost {
     const requestId = resolver.requestIdFor(head, peer);
     const target = resolver.resolve(req, head, peer);
     if ('error' in target) return this.#reject(res, target, startedAt, expectContinue, requestId);
+    if (target.route.spec.redirectToHttps && !peer.secure && this.#tls !== null && target.host !== undefined) return this.#redirect(res, target, startedAt, requestId);
     resolver.forwardingHeaders(head.forward, head, peer, target.host, requestId);
     if (expectContinue) res.writeContinue();
     const exchange = new Exchange(this, req, res, {
@@ -213,6 +276,16 @@ export class ProxyServer implements ExchangeHost {
     this.recordRejection(rejection, startedAt);
   }
 
+  /** 308 to the same URL on the TLS listener: the method and body are to be sent again as they were. */
+  #redirect(res: ServerResponse, target: Target, startedAt: number, requestId: string): void {
+    const host = hostWithoutPort(target.host as string);
+    const port = this.#httpsPort === 443 ? '' : `:${this.#httpsPort}`;
+    res.writeHead(308, ['location', `https://${host}${port}${target.url}`, 'content-length', '0', 'x-request-id', requestId, ...(this.#draining ? ['connection', 'close'] : [])]);
+    res.end();
+    const series = this.#options.metrics.series({ route: target.route.name, service: target.route.service.name, version: target.version.name, region: '' });
+    series.observe(308, (performance.now() - startedAt) / 1000);
+  }
+
   /** Counts a request Meridian answered itself without reaching an upstream. */
   recordRejection(rejection: Rejection, startedAt: number): void {
     this.#options.metrics.proxyErrors.inc({ code: rejection.error.code });
@@ -220,6 +293,8 @@ export class ProxyServer implements ExchangeHost {
   }
   /** ExchangeHost: debug headers, and `connection: close` while draining. */
   responseExtras(exchange: Exchange, headers: string[]): void {
+    const hsts = this.#options.tls?.hsts;
+    if (hsts !== undefined && hsts !== null && (exchange.req.socket as Socket & { encrypted?: boolean }).encrypted === true) headers.push('strict-transport-security', hsts);
     if (this.#options.debugHeaders) {
       const ep = exchange.endpoint;
       headers.push('x-meridian-region', ep.region.name, 'x-meridian-version', ep.version, 'x-meridian-endpoint', ep.key);

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Makes sure the system tools the test suite drives are on PATH: etcd (etcd store
-# tests), dig (GeoDNS tests) and mmdblookup (checks the test .mmdb writer).
+# tests), dig (GeoDNS tests), mmdblookup (checks the test .mmdb writer), openssl
+# (test certificates) and curl (HTTPS clients).
 # Missing ones are installed with apt-get when this runs as root or with
 # password-less sudo; otherwise it stops with one line naming what to install.
 set -euo pipefail
 
-tools=(etcd dig mmdblookup)
-packages=(etcd-server dnsutils mmdb-bin)
+tools=(etcd dig mmdblookup openssl curl)
+packages=(etcd-server dnsutils mmdb-bin openssl curl)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

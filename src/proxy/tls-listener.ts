@@ -1,0 +1,92 @@
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { sharingOptions, type HostPort, type PortSharing } from '../net/address.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { CertificateIndex } from './certificates.js';
+import type { CertificateSet } from './certificate-set.js';
+
+/** Settings of the TLS listener. */
+export interface TlsListenerOptions {
+  readonly listen: HostPort;
+  readonly certificates: CertificateSet;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** The whole handshake must finish within this time (a slow or silent client is cut). */
+  readonly handshakeTimeoutMs: number;
+  readonly sharing: PortSharing;
+  readonly metrics: Metrics;
+  /** Where each connection goes once its handshake is done (the HTTP server of the plaintext listener). */
+  readonly onConnection: (socket: TLSSocket) => void;
+}
+
+/** An OpenSSL or socket error code as a metric label; anything else is `other`. */
+function reasonOf(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? code : 'other';
+}
+
+/**
+ * The TLS listener: terminates TLS and hands each connection to the same HTTP
+ * server as the plaintext listener, so both share one request path. The
+ * certificate is picked by the client's server name (exact, then a one-label
+ * wildcard, else the first certificate) and follows the certificate set as it
+ * is reloaded. A failed handshake (garbage, plaintext, a client refusing the
+ * certificate, a timeout) closes that connection alone and is counted.
+ */
+export class TlsListener {
+  readonly server: Server;
+  readonly #options: TlsListenerOptions;
+  #index: CertificateIndex;
+  #ticketKeys: Buffer | null = null;
+
+  constructor(options: TlsListenerOptions) {
+    this.#options = options;
+    this.#index = options.certificates.index;
+    this.server = createServer({
+      ...this.#ownContext(),
+      ALPNProtocols: ['http/1.1'],
+      handshakeTimeout: options.handshakeTimeoutMs,
+      SNICallback: (servername, callback) => callback(null, this.#index.lookup(servername).context),
+    });
+    this.server.on('secureConnection', options.onConnection);
+    this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      options.metrics.tlsHandshakeErrors.inc({ reason: reasonOf(err) });
+      socket.destroy();
+    });
+    options.certificates.onChange((index) => {
+      this.#index = index;
+      // A new context comes with new ticket keys: the node's shared ones are put back.
+      this.server.setSecureContext(this.#ownContext());
+      if (this.#ticketKeys !== null) this.server.setTicketKeys(this.#ticketKeys);
+    });
+  }
+
+  /** Starts listening (on `port` instead of the configured one when given); resolves with the bound address. */
+  async listen(port = this.#options.listen.port): Promise<AddressInfo> {
+    const { host } = this.#options.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port, ...sharingOptions(this.#options.sharing) }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Session ticket keys shared by every process of a node, so a session resumes on any of them (48 bytes). */
+  setTicketKeys(keys: Buffer): void {
+    this.#ticketKeys = keys;
+    this.server.setTicketKeys(keys);
+  }
+
+  /** Stops accepting; resolves once every connection it accepted has closed. */
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** The context for clients that send no server name (the first certificate), with the listener's settings. */
+  #ownContext(): { cert: string; key: string; minVersion: 'TLSv1.2' | 'TLSv1.3' } {
+    const { cert, key } = this.#index.fallback.pem;
+    return { cert, key, minVersion: this.#options.minVersion };
+  }
+}
