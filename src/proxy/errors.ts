@@ -103,7 +103,8 @@ export function sendError(res: ServerResponse, error: ProxyError, requestId: str
   ];
   if (requestId !== undefined) headers.push('x-request-id', requestId);
   if (error.status === 503) headers.push('retry-after', '1');
-  if (closeConnection) headers.push('connection', 'close');
+  // HTTP/2 has no Connection header: a draining node closes its sessions with GOAWAY instead.
+  if (closeConnection && !(res.req?.httpVersionMajor >= 2)) headers.push('connection', 'close');
   try {
     // The reason phrase is passed explicitly: a failed writeHead leaves its own
     // (possibly invalid) statusMessage on the response, which would be reused.

@@ -195,7 +195,7 @@ export class Exchange implements AttemptOwner {
     this.#resume = resume;
     // A reason phrase node:http would refuse (control characters) is replaced by
     // the standard one (undefined: node:http writes the standard phrase).
-    const reason = statusText !== '' && validReason(statusText) ? statusText : undefined;
+    const reason = statusText !== '' && this.req.httpVersionMajor < 2 && validReason(statusText) ? statusText : undefined;
     try {
       this.res.writeHead(statusCode, reason, headers);
     } catch {

@@ -89,15 +89,41 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
   let hasBody = false;
   let hasChunked = false;
   let contentLength: number | null = null;
+  let authority = false;
+  let cookieAt = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
     switch (name) {
       case 'host':
+        // An HTTP/2 request may repeat its :authority as Host (RFC 9113 8.3.1): the same value, once.
+        if (authority && value === host) {
+          authority = false;
+          break;
+        }
         // RFC 9112 3.2: several Host lines (or an invalid one) get 400.
         if (host !== undefined || !validAuthority(value)) error ??= ERRORS.badRequest;
         host ??= value;
         forward.push(name, value);
+        break;
+      case ':authority':
+        // HTTP/2: the authority is the host, sent upstream as Host.
+        if (host !== undefined || !validAuthority(value)) error ??= ERRORS.badRequest;
+        host ??= value;
+        authority = true;
+        forward.push('host', value);
+        break;
+      case ':method':
+      case ':path':
+      case ':scheme':
+      case ':protocol':
+        break;
+      case 'cookie':
+        // HTTP/2 sends each cookie as its own field; HTTP/1.1 upstreams get one (RFC 9113 8.2.3).
+        if (cookieAt < 0) {
+          cookieAt = forward.length;
+          forward.push(name, value);
+        } else forward[cookieAt + 1] = `${forward[cookieAt + 1] as string}; ${value}`;
         break;
       case 'content-length':
         hasBody = value !== '0';

@@ -15,6 +15,7 @@ import { LOCAL_PASSIVE, type PassiveSink } from './passive-sink.js';
 import { RetryBudget } from './retry-budget.js';
 import type { CertificateSet } from './certificate-set.js';
 import { TlsListener } from './tls-listener.js';
+import { DEFAULT_H2_LIMITS, H2Sessions } from './h2.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
 
 /** The TLS listener's settings, with its certificates loaded. */
@@ -46,6 +47,11 @@ export interface ProxyOptions extends ResolverOptions {
   readonly logger: Logger;
 }
 
+/** Whether an HTTP/2 request has a body: its HEADERS frame did not end the stream (no Content-Length needed). */
+function h2Body(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+}
+
 /** A TLS listener's settings and certificates as the admin state shows them. */
 export function tlsState(tls: ProxyTlsOptions): Record<string, unknown> {
   return { listen: formatHostPort(tls.listen), minVersion: tls.minVersion, hsts: tls.hsts, certificates: tls.certificates.state() };
@@ -68,6 +74,7 @@ export class ProxyServer implements ExchangeHost {
   #drained: (() => void) | null = null;
   readonly #outOfSockets: ThrottledWarning;
   readonly #tls: TlsListener | null;
+  readonly #h2: H2Sessions;
   /** The port plaintext requests are redirected to (the TLS listener's, once bound). */
   #httpsPort = 443;
 
@@ -98,6 +105,7 @@ export class ProxyServer implements ExchangeHost {
       options.metrics.openConnections.inc();
       socket.once('close', () => options.metrics.openConnections.dec());
     });
+    this.#h2 = new H2Sessions(DEFAULT_H2_LIMITS, (req, res) => this.#handle(req, res, req.headers.expect === '100-continue'), options.metrics, options.logger);
     const tls = options.tls;
     this.#tls =
       tls === undefined
@@ -109,8 +117,8 @@ export class ProxyServer implements ExchangeHost {
             handshakeTimeoutMs: options.headersTimeoutMs,
             sharing: options.sharing ?? 'own',
             metrics: options.metrics,
-            // One request path for both listeners: the HTTP server takes the decrypted connection.
-            onConnection: (socket) => this.server.emit('connection', socket),
+            // One request path for both listeners and both protocols.
+            onConnection: (socket) => (socket.alpnProtocol === 'h2' ? this.#h2.accept(socket) : this.server.emit('connection', socket)),
           });
     if (this.#tls !== null && options.maxConnections > 0) this.#tls.server.maxConnections = options.maxConnections;
   }
@@ -198,6 +206,8 @@ export class ProxyServer implements ExchangeHost {
     let settled: Promise<void>;
     this.#options.tls?.certificates.close();
     const tlsClosed = this.#tls?.close() ?? Promise.resolve();
+    // HTTP/2 clients are told at once (GOAWAY) to open no new streams; those in flight finish.
+    this.#h2.closeGracefully();
     if (delayMs > 0) {
       // http.Server.close() would also destroy idle keep-alive sockets, which a
       // client may be sending on right now: close only the listening socket.
@@ -214,6 +224,7 @@ export class ProxyServer implements ExchangeHost {
     await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
     this.#upgrades.closeAll();
+    this.#h2.destroyAll();
     this.server.closeAllConnections();
     await closed;
   }
@@ -248,7 +259,7 @@ export class ProxyServer implements ExchangeHost {
       startedAt,
     });
     this.#inFlight++;
-    if (!head.hasBody) exchange.start(null);
+    if (!head.hasBody && !h2Body(req)) exchange.start(null);
     else if (!mayResendBody(exchange.plan.method, target.route.service.retryAttempts)) exchange.start(RequestBody.streamed(req));
     else void RequestBody.read(req, head.contentLength).then((body) => exchange.start(body));
   }
@@ -280,7 +291,7 @@ export class ProxyServer implements ExchangeHost {
   #redirect(res: ServerResponse, target: Target, startedAt: number, requestId: string): void {
     const host = hostWithoutPort(target.host as string);
     const port = this.#httpsPort === 443 ? '' : `:${this.#httpsPort}`;
-    res.writeHead(308, ['location', `https://${host}${port}${target.url}`, 'content-length', '0', 'x-request-id', requestId, ...(this.#draining ? ['connection', 'close'] : [])]);
+    res.writeHead(308, ['location', `https://${host}${port}${target.url}`, 'content-length', '0', 'x-request-id', requestId, ...(this.#draining && res.req.httpVersionMajor < 2 ? ['connection', 'close'] : [])]);
     res.end();
     const series = this.#options.metrics.series({ route: target.route.name, service: target.route.service.name, version: target.version.name, region: '' });
     series.observe(308, (performance.now() - startedAt) / 1000);
@@ -300,7 +311,7 @@ export class ProxyServer implements ExchangeHost {
       headers.push('x-meridian-region', ep.region.name, 'x-meridian-version', ep.version, 'x-meridian-endpoint', ep.key);
       if (this.#options.worker !== undefined) headers.push('x-meridian-worker', String(this.#options.worker));
     }
-    if (this.#draining) headers.push('connection', 'close');
+    if (this.#draining && exchange.req.httpVersionMajor < 2) headers.push('connection', 'close');
   }
 
   /** ExchangeHost: metrics and drain accounting when an exchange ends. */

@@ -14,7 +14,7 @@ export interface TlsListenerOptions {
   readonly handshakeTimeoutMs: number;
   readonly sharing: PortSharing;
   readonly metrics: Metrics;
-  /** Where each connection goes once its handshake is done (the HTTP server of the plaintext listener). */
+  /** Where each connection goes once its handshake is done (by its ALPN protocol: HTTP/2 sessions or the HTTP/1.1 server). */
   readonly onConnection: (socket: TLSSocket) => void;
 }
 
@@ -43,7 +43,7 @@ export class TlsListener {
     this.#index = options.certificates.index;
     this.server = createServer({
       ...this.#ownContext(),
-      ALPNProtocols: ['http/1.1'],
+      ALPNProtocols: ['h2', 'http/1.1'],
       handshakeTimeout: options.handshakeTimeoutMs,
       SNICallback: (servername, callback) => callback(null, this.#index.lookup(servername).context),
     });

@@ -1,0 +1,119 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t, { type Test } from 'tap';
+import { send } from './helpers/client.js';
+import { makeCa, makeCert } from './helpers/certs.js';
+import { simpleRoutes, startTestMeridian, type TestMeridian } from './helpers/meridian.js';
+import { waitFor } from './helpers/poll.js';
+import { startUpstream, type TestUpstream } from './helpers/upstream.js';
+
+const run = promisify(execFile);
+
+interface Node {
+  m: TestMeridian;
+  tlsPort: number;
+  ca: string;
+  up: TestUpstream;
+}
+
+async function start(t: Test): Promise<Node> {
+  const dir = mkdtempSync(join(tmpdir(), 'meridian-h2-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = makeCa(dir);
+  const cert = makeCert(dir, ca, 'a', ['a.example.test']);
+  const up = await startUpstream('up');
+  t.teardown(() => up.kill());
+  const m = await startTestMeridian(simpleRoutes({ 'eu-west': [up.address] }), { proxy: { debugHeaders: true, tls: { listen: '127.0.0.1:0', certificates: [cert] } } });
+  t.teardown(() => m.close());
+  return { m, tlsPort: m.meridian.tlsAddress?.port as number, ca: ca.cert, up };
+}
+
+function session(node: Node): ClientHttp2Session {
+  const s = h2connect(`https://a.example.test:${node.tlsPort}`, { ca: readFileSync(node.ca), host: '127.0.0.1', servername: 'a.example.test', lookup: (_h, _o, cb) => cb(null, '127.0.0.1', 4) } as Parameters<typeof h2connect>[1]);
+  s.on('error', () => undefined);
+  return s;
+}
+
+/** One request on an HTTP/2 session: status, headers and body. */
+function request(s: ClientHttp2Session, headers: Record<string, string | string[]>, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = s.request(headers, { endStream: body === undefined });
+    let data = '';
+    let head: Record<string, unknown> = {};
+    stream.on('response', (h) => (head = h));
+    stream.on('data', (d: Buffer) => (data += d.toString()));
+    stream.on('end', () => resolve({ status: Number(head[':status']), headers: head, body: data }));
+    stream.on('error', reject);
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+t.test('HTTP/2 over TLS: curl --http2 and a node:http2 client go through the same request path as HTTP/1.1', async (t) => {
+  const node = await start(t);
+  const { stdout } = await run('curl', ['-sS', '--http2', '-D', '-', '--cacert', node.ca, '--resolve', `a.example.test:${node.tlsPort}:127.0.0.1`, `https://a.example.test:${node.tlsPort}/h2?q=1`]);
+  t.match(stdout, /^HTTP\/2 200/, 'curl negotiates h2 and is served');
+  t.match(stdout, /x-meridian-region: eu-west/, 'routed like any request');
+  const seen = node.up.seen.at(-1);
+  t.equal(seen?.url, '/h2?q=1');
+  t.equal(seen?.headers.host, `a.example.test:${node.tlsPort}`, ':authority reaches the upstream as Host');
+  t.equal(seen?.headers['x-forwarded-proto'], 'https');
+  t.notOk(Object.keys(seen?.headers ?? {}).some((h) => h.startsWith(':')), 'no pseudo-header is forwarded');
+
+  const s = session(node);
+  t.teardown(() => s.close());
+  const cookies = await request(s, { ':path': '/c', cookie: ['a=1', 'b=2'] });
+  t.equal(cookies.status, 200);
+  t.equal(node.up.seen.at(-1)?.headers.cookie, 'a=1; b=2', 'cookies sent as separate fields are joined for the HTTP/1.1 upstream');
+  const posted = await request(s, { ':method': 'POST', ':path': '/p', 'content-type': 'text/plain' }, 'hello over h2');
+  t.equal(posted.status, 200);
+  t.equal(node.up.seen.at(-1)?.body.toString(), 'hello over h2', 'a request body streams through');
+  const many = await Promise.all(Array.from({ length: 20 }, (_, i) => request(s, { ':path': `/m/${i}` })));
+  t.same(many.map((r) => r.status), Array(20).fill(200), 'concurrent streams on one connection are all served');
+  t.equal((await send(node.m.port)).status, 200, 'HTTP/1.1 on the plaintext listener as before');
+  const h1 = await run('curl', ['-sS', '--http1.1', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', '--cacert', node.ca, '--resolve', `a.example.test:${node.tlsPort}:127.0.0.1`, `https://a.example.test:${node.tlsPort}/`]);
+  t.equal(h1.stdout, '1.1 200', 'and HTTP/1.1 over TLS');
+});
+
+t.test("Meridian's own errors over HTTP/2 carry no Connection header and the session stays usable", async (t) => {
+  const node = await start(t);
+  const s = session(node);
+  t.teardown(() => s.close());
+  await node.up.kill();
+  const failed = await request(s, { ':path': '/down' });
+  t.equal(failed.status, 502, 'an upstream that is gone: 502');
+  t.match(String(failed.headers['x-meridian-error']), /^upstream-/);
+  const again = await request(s, { ':path': '/down' });
+  t.ok(again.status >= 500, 'the same session serves the next stream');
+});
+
+t.test('rapid reset (CVE-2023-44487): a client resetting streams faster than the limit loses its connection; another client is served', async (t) => {
+  const node = await start(t);
+  node.up.handle((_req, res) => setTimeout(() => res.end('slow'), 200));
+  const abuser = session(node);
+  let closed = false;
+  abuser.once('close', () => (closed = true));
+  await new Promise<void>((resolve) => abuser.once('connect', () => resolve()));
+  const deadline = Date.now() + 10_000;
+  let sent = 0;
+  // Bursts of streams opened and cancelled at once, as the attack does, for at most 10 s.
+  while (!closed && !abuser.destroyed && Date.now() < deadline) {
+    for (let i = 0; i < 20; i++) {
+      const stream = abuser.request({ ':path': `/r/${sent++}` });
+      stream.on('error', () => undefined);
+      stream.close(constants.NGHTTP2_CANCEL);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await waitFor(() => closed, 'the abusing connection to close', 2_000);
+  t.pass(`the abusing connection was closed after ${sent} cancelled streams`);
+  const metrics = (await send(node.m.adminPort, { path: '/metrics' })).text;
+  t.match(metrics, /meridian_http2_connections_closed_total\{reason="rapid-reset"\} 1/, 'and counted');
+  const good = session(node);
+  t.teardown(() => good.close());
+  t.equal((await request(good, { ':path': '/ok' })).status, 200, 'another client is served');
+  await waitFor(async () => (await send(node.m.adminPort, { path: '/healthz' })).status === 200, 'the node to be up');
+});
