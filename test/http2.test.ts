@@ -3,12 +3,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { send } from './helpers/client.js';
 import { makeCa, makeCert } from './helpers/certs.js';
 import { simpleRoutes, startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
+import { Rng } from './helpers/rng.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
 
 const run = promisify(execFile);
@@ -116,4 +118,54 @@ t.test('rapid reset (CVE-2023-44487): a client resetting streams faster than the
   t.teardown(() => good.close());
   t.equal((await request(good, { ':path': '/ok' })).status, 200, 'another client is served');
   await waitFor(async () => (await send(node.m.adminPort, { path: '/healthz' })).status === 200, 'the node to be up');
+});
+
+/** An HTTP/2 frame: 9-byte header (length, type, flags, stream id) and payload. */
+function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream & 0x7fffffff, 5);
+  return Buffer.concat([head, payload]);
+}
+
+t.test('seeded HTTP/2 frame fuzz, SETTINGS and PING floods: floods lose their connection, no frame sequence takes the node down, others are served', async (t) => {
+  const node = await start(t);
+  const seed = Number(process.env.FUZZ_SEED ?? 20261130);
+  const rng = new Rng(seed);
+  const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  const cases: Buffer[][] = [];
+  for (let i = 0; i < 60; i++) {
+    const frames: Buffer[] = [frame(4, 0, 0, Buffer.alloc(0))];
+    for (let j = rng.int(6) + 1; j > 0; j--) {
+      // Mostly well-formed headers with random types, flags, streams and payloads; sometimes raw garbage.
+      frames.push(rng.chance(0.15) ? rng.bytes(rng.int(64) + 1) : frame(rng.int(12), rng.int(256), rng.pick([0, 1, 2, 3, 5, 0x7fffffff]), rng.bytes(rng.int(48))));
+    }
+    cases.push(frames);
+  }
+  /** Sends the preface and `frames` on a new h2 connection; resolves whether Meridian closed it within `ms`. */
+  const attempt = async (frames: Buffer[], ms: number): Promise<boolean> => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: node.tlsPort, servername: 'a.example.test', rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    socket.on('error', () => undefined);
+    socket.on('data', () => undefined);
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    socket.write(Buffer.concat([preface, ...frames]));
+    const ended = await Promise.race([new Promise<boolean>((resolve) => socket.once('close', () => resolve(true))), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+    socket.destroy();
+    return ended;
+  };
+  // Random frames: many are legal to ignore (unknown types, odd flags); none may take the node down.
+  const outcomes = await Promise.all(cases.map((frames) => attempt(frames, 1_000)));
+  t.comment(`seed ${seed}: ${outcomes.filter(Boolean).length} of ${cases.length} fuzzed connections closed by Meridian, the rest still open`);
+  // Floods: SETTINGS and PING frames sent faster than they can be acknowledged.
+  const settings = [frame(4, 0, 0, Buffer.alloc(0)), ...Array.from({ length: 20_000 }, () => frame(4, 0, 0, Buffer.alloc(0)))];
+  const pings = [frame(4, 0, 0, Buffer.alloc(0)), ...Array.from({ length: 20_000 }, (_, i) => frame(6, 0, 0, Buffer.alloc(8, i & 0xff)))];
+  t.ok(await attempt(settings, 5_000), 'a SETTINGS flood loses its connection');
+  t.ok(await attempt(pings, 5_000), 'a PING flood loses its connection');
+  const good = session(node);
+  t.teardown(() => good.close());
+  t.equal((await request(good, { ':path': '/after-fuzz' })).status, 200, 'a well-behaved client is served afterwards');
+  t.equal((await send(node.m.adminPort, { path: '/healthz' })).status, 200, 'the node is up');
+  t.match((await send(node.m.adminPort, { path: '/metrics' })).text, /meridian_http2_connections_closed_total\{reason="protocol-error"\} [1-9]/, 'abusive sessions are counted');
 });
