@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as h2connect, constants, type ClientHttp2Session } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
@@ -95,23 +96,20 @@ t.test("Meridian's own errors over HTTP/2 carry no Connection header and the ses
 t.test('rapid reset (CVE-2023-44487): a client resetting streams faster than the limit loses its connection; another client is served', async (t) => {
   const node = await start(t);
   node.up.handle((_req, res) => setTimeout(() => res.end('slow'), 200));
-  const abuser = session(node);
-  let closed = false;
-  abuser.once('close', () => (closed = true));
-  await new Promise<void>((resolve) => abuser.once('connect', () => resolve()));
-  const deadline = Date.now() + 10_000;
-  let sent = 0;
-  // Bursts of streams opened and cancelled at once, as the attack does, for at most 10 s.
-  while (!closed && !abuser.destroyed && Date.now() < deadline) {
-    for (let i = 0; i < 20; i++) {
-      const stream = abuser.request({ ':path': `/r/${sent++}` });
-      stream.on('error', () => undefined);
-      stream.close(constants.NGHTTP2_CANCEL);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  await waitFor(() => closed, 'the abusing connection to close', 2_000);
-  t.pass(`the abusing connection was closed after ${sent} cancelled streams`);
+  // The attack as it is sent on the wire: HEADERS opening a stream, then RST_STREAM (CANCEL) at once, over and over.
+  const abuser = tlsConnect({ host: '127.0.0.1', port: node.tlsPort, servername: 'a.example.test', rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+  abuser.on('error', () => undefined);
+  abuser.on('data', () => undefined);
+  const closed = new Promise<void>((resolve) => abuser.once('close', () => resolve()));
+  await new Promise<void>((resolve) => abuser.once('secureConnect', () => resolve()));
+  // :method GET, :scheme https, :path / (static table), :authority a.example.test (literal, indexed name).
+  const block = Buffer.concat([Buffer.from([0x82, 0x87, 0x84, 0x41, 14]), Buffer.from('a.example.test')]);
+  const cancel = Buffer.from([0, 0, 0, 8]);
+  const frames: Buffer[] = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))];
+  for (let i = 0; i < 1_000; i++) frames.push(frame(1, 0x4 | 0x1, 2 * i + 1, block), frame(3, 0, 2 * i + 1, cancel));
+  abuser.write(Buffer.concat(frames));
+  await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('the abusing connection was not closed within 10 s')), 10_000))]);
+  t.pass('the abusing connection was closed');
   const metrics = (await send(node.m.adminPort, { path: '/metrics' })).text;
   t.match(metrics, /meridian_http2_connections_closed_total\{reason="rapid-reset"\} 1/, 'and counted');
   const good = session(node);
@@ -169,3 +167,44 @@ t.test('seeded HTTP/2 frame fuzz, SETTINGS and PING floods: floods lose their co
   t.equal((await send(node.m.adminPort, { path: '/healthz' })).status, 200, 'the node is up');
   t.match((await send(node.m.adminPort, { path: '/metrics' })).text, /meridian_http2_connections_closed_total\{reason="protocol-error"\} [1-9]/, 'abusive sessions are counted');
 });
+
+t.test('h2c: with proxy.h2c the plaintext listener serves HTTP/2 with prior knowledge and HTTP/1.1 alike; without it, HTTP/1.1 only', async (t) => {
+  const up = await startUpstream('up');
+  t.teardown(() => up.kill());
+  const m = await startTestMeridian(simpleRoutes({ 'eu-west': [up.address] }), { proxy: { h2c: true, headersTimeout: '1s' } });
+  t.teardown(() => m.close());
+  const h2 = await run('curl', ['-sS', '--http2-prior-knowledge', '-D', '-', '-d', 'h2c body', `http://127.0.0.1:${m.port}/h2c`]);
+  t.match(h2.stdout, /^HTTP\/2 200/, 'curl --http2-prior-knowledge is served over HTTP/2');
+  t.equal(up.seen.at(-1)?.body.toString(), 'h2c body', 'with its body');
+  t.equal(up.seen.at(-1)?.headers['x-forwarded-proto'], 'http');
+  for (const args of [[], ['-X', 'PUT', '-d', 'P'], ['-X', 'PATCH', '-d', 'x'], ['-X', 'POST', '-d', 'y']]) {
+    const h1 = await run('curl', ['-sS', '--http1.1', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', ...args, `http://127.0.0.1:${m.port}/h1`]);
+    t.equal(h1.stdout, '1.1 200', `HTTP/1.1 ${args[1] ?? 'GET'} is served as before (methods starting with P are not mistaken for the preface)`);
+  }
+  const silent = silentClientClosed(m.port);
+  t.ok(await silent, 'a client that sends nothing is closed after the headers timeout');
+
+  const plain = await startTestMeridian(simpleRoutes({ 'eu-west': [up.address] }));
+  t.teardown(() => plain.close());
+  const refused = await run('curl', ['-sS', '--http2-prior-knowledge', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${plain.port}/`]).then(
+    (r) => r.stdout,
+    (err: Error) => err.message,
+  );
+  t.notMatch(refused, /^200$/, 'without h2c the preface is not HTTP/2 to the plaintext listener');
+});
+
+/** Connects and sends nothing; resolves true once Meridian closes the connection (within 15 s). */
+function silentClientClosed(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, 15_000);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}

@@ -58,6 +58,8 @@ const proxySchema = z.strictObject({
   shutdownDelay: durationMs.default(0),
   /** Request header fields accepted per request; more get 431. */
   maxHeaders: z.int().min(1).max(10_000).default(100),
+  /** HTTP/2 without TLS on the plaintext listener, for clients that know it speaks it (prior knowledge); HTTP/1.1 is served there as before. */
+  h2c: z.boolean().default(false),
   /** HTTPS: a TLS listener with its certificates; absent: plaintext only. */
   tls: tlsSchema.optional(),
   /** Client connections open at once; more are refused on arrival. Absent: no cap. */

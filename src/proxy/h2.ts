@@ -49,6 +49,8 @@ export class H2Sessions {
 
   /** Takes a connection whose client speaks HTTP/2. */
   accept(socket: Duplex): void {
+    this.#metrics.openConnections.inc();
+    socket.once('close', () => this.#metrics.openConnections.dec());
     this.server.emit('connection', socket);
   }
 

@@ -91,6 +91,8 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
   let contentLength: number | null = null;
   let authority = false;
   let cookieAt = -1;
+  // HTTP/2 requests (their pseudo-headers come first) send each cookie as its own field.
+  const h2 = raw.length > 0 && (raw[0] as string).charCodeAt(0) === 58; /* : */
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
@@ -119,8 +121,9 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
       case ':protocol':
         break;
       case 'cookie':
-        // HTTP/2 sends each cookie as its own field; HTTP/1.1 upstreams get one (RFC 9113 8.2.3).
-        if (cookieAt < 0) {
+        // Joined into one field for the HTTP/1.1 upstream (RFC 9113 8.2.3); HTTP/1.1 requests pass as they came.
+        if (!h2) forward.push(name, value);
+        else if (cookieAt < 0) {
           cookieAt = forward.length;
           forward.push(name, value);
         } else forward[cookieAt + 1] = `${forward[cookieAt + 1] as string}; ${value}`;

@@ -35,6 +35,7 @@ export function proxyOptions(config: StaticConfig, deps: { tables: TableReader; 
     maxConnections: config.proxy.maxConnections ?? 0,
     escapedSlashes: config.proxy.escapedSlashes,
     tls: tlsOptions(config, deps.metrics, deps.logger),
+    h2c: config.proxy.h2c,
     ...deps,
   };
 }

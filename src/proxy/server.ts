@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createNetServer, Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { formatHostPort, hostWithoutPort, sharingOptions, type HostPort, type PortSharing } from '../net/address.js';
@@ -16,6 +16,7 @@ import { RetryBudget } from './retry-budget.js';
 import type { CertificateSet } from './certificate-set.js';
 import { TlsListener } from './tls-listener.js';
 import { DEFAULT_H2_LIMITS, H2Sessions } from './h2.js';
+import { sniffPreface } from './h2c.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
 
 /** The TLS listener's settings, with its certificates loaded. */
@@ -38,6 +39,8 @@ export interface ProxyOptions extends ResolverOptions {
   readonly maxConnections: number;
   /** HTTPS beside the plaintext listener; absent: plaintext only. */
   readonly tls?: ProxyTlsOptions;
+  /** HTTP/2 with prior knowledge on the plaintext listener as well. */
+  readonly h2c?: boolean;
   /** How the listening port is held among a node's processes (default: by this process alone). */
   readonly sharing?: PortSharing;
   /** This process's worker number in a node with several (shown in debug headers). */
@@ -75,6 +78,8 @@ export class ProxyServer implements ExchangeHost {
   readonly #outOfSockets: ThrottledWarning;
   readonly #tls: TlsListener | null;
   readonly #h2: H2Sessions;
+  /** What listens on the plaintext port: the HTTP server itself, or (with h2c) a socket server telling HTTP/2 from HTTP/1.1. */
+  readonly #plain: NetServer;
   /** The port plaintext requests are redirected to (the TLS listener's, once bound). */
   #httpsPort = 443;
 
@@ -106,6 +111,16 @@ export class ProxyServer implements ExchangeHost {
       socket.once('close', () => options.metrics.openConnections.dec());
     });
     this.#h2 = new H2Sessions(DEFAULT_H2_LIMITS, (req, res) => this.#handle(req, res, req.headers.expect === '100-continue'), options.metrics, options.logger);
+    this.#plain =
+      options.h2c === true
+        ? createNetServer({ noDelay: true }, (socket) =>
+            sniffPreface(socket, options.headersTimeoutMs, (s) => this.#h2.accept(s), (s) => this.server.emit('connection', s)),
+          )
+        : this.server;
+    if (this.#plain !== this.server && options.maxConnections > 0) {
+      this.#plain.maxConnections = options.maxConnections;
+      this.#plain.on('drop', () => options.metrics.connectionsRefused.inc());
+    }
     const tls = options.tls;
     this.#tls =
       tls === undefined
@@ -150,14 +165,15 @@ export class ProxyServer implements ExchangeHost {
   /** Starts listening (on `port` instead of the configured one when given); resolves with the bound address. */
   async listen(port = this.#options.listen.port): Promise<AddressInfo> {
     const { host } = this.#options.listen;
+    const plain = this.#plain;
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port, ...sharingOptions(this.#options.sharing ?? 'own') }, () => {
-        this.server.off('error', reject);
+      plain.once('error', reject);
+      plain.listen({ host, port, ...sharingOptions(this.#options.sharing ?? 'own') }, () => {
+        plain.off('error', reject);
         resolve();
       });
     });
-    return this.server.address() as AddressInfo;
+    return plain.address() as AddressInfo;
   }
 
   /** ExchangeHost: where passive-health signals go. */
@@ -212,10 +228,11 @@ export class ProxyServer implements ExchangeHost {
       // http.Server.close() would also destroy idle keep-alive sockets, which a
       // client may be sending on right now: close only the listening socket.
       // The net server calls back once every connection has ended.
-      closed = Promise.all([new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve())), tlsClosed]).then(() => undefined);
+      closed = Promise.all([new Promise<void>((resolve) => NetServer.prototype.close.call(this.#plain, () => resolve())), tlsClosed]).then(() => undefined);
       settled = closed;
     } else {
-      closed = Promise.all([new Promise<void>((resolve) => this.server.close(() => resolve())), tlsClosed]).then(() => undefined);
+      const plainClosed = new Promise<void>((resolve) => (this.#plain === this.server ? this.server.close(() => resolve()) : NetServer.prototype.close.call(this.#plain, () => resolve())));
+      closed = Promise.all([plainClosed, tlsClosed]).then(() => undefined);
       this.server.closeIdleConnections();
       settled = this.#idle();
     }
