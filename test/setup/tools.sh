@@ -5,8 +5,8 @@
 # password-less sudo; otherwise it stops with one line naming what to install.
 set -euo pipefail
 
-tools=(etcd dig mmdblookup)
-packages=(etcd-server dnsutils mmdb-bin)
+tools=(etcd dig mmdblookup openssl)
+packages=(etcd-server dnsutils mmdb-bin openssl)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
