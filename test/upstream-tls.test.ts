@@ -1,5 +1,9 @@
+import { createServer } from 'node:net';
 import t, { type Test } from 'tap';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { send, type TestResponse } from './helpers/client.js';
+import { rawConnect } from './helpers/data-plane.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
 import { makeTestCertificates, startTlsUpstream, type TestCertificates, type TlsUpstream } from './helpers/tls.js';
@@ -47,12 +51,22 @@ async function metric(m: TestMeridian, prefix: string): Promise<string[]> {
 
 let certs: TestCertificates;
 let upstream: TlsUpstream;
+/** An upstream presenting a self-signed certificate. */
+let selfSigned: TlsUpstream;
+/** The upstream's certificate on an address it does not name (127.0.0.2). */
+let otherIp: TlsUpstream;
 
 t.before(async () => {
   certs = await makeTestCertificates();
   upstream = await startTlsUpstream(certs);
+  selfSigned = await startTlsUpstream(certs.selfSigned, 'self-signed');
+  otherIp = await startTlsUpstream(certs, 'other-ip', '127.0.0.2');
 });
-t.teardown(() => upstream.close());
+t.teardown(async () => {
+  await upstream.close();
+  await selfSigned.close();
+  await otherIp.close();
+});
 
 function expectTlsFailure(t: Test, res: TestResponse): void {
   t.equal(res.status, 502);
@@ -91,19 +105,22 @@ t.test('an IP endpoint sends no SNI and is verified against the IP in the certif
 });
 
 t.test('verification failures are 502 upstream-tls-failed, the reason is logged and the endpoint goes down', async (t) => {
-  const cases: { name: string; tls?: Record<string, unknown>; host: string; reason: string }[] = [
+  const cases: { name: string; tls?: Record<string, unknown>; host: string; reason: string; server?: TlsUpstream }[] = [
     { name: 'no ca: the default roots do not know the private CA', host: 'localhost', reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' },
     { name: 'a CA that signed something else', tls: { ca: certs.otherCaFile }, host: 'localhost', reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' },
     { name: 'a server name the certificate does not carry', tls: { ca: certs.caFile, serverName: 'api.internal' }, host: 'localhost', reason: 'ERR_TLS_CERT_ALTNAME_INVALID' },
+    { name: 'an IP the certificate does not carry', tls: { ca: certs.caFile }, host: '127.0.0.2', reason: 'ERR_TLS_CERT_ALTNAME_INVALID', server: otherIp },
+    { name: 'a self-signed certificate', host: 'localhost', reason: 'DEPTH_ZERO_SELF_SIGNED_CERT', server: selfSigned },
   ];
   for (const c of cases) {
     await t.test(c.name, async (t) => {
-      const key = `https://${c.host}:${upstream.port}`;
+      const server = c.server ?? upstream;
+      const key = `https://${c.host}:${server.port}`;
       const version = c.tls === undefined ? { endpoints: { 'eu-west': [key] } } : { endpoints: { 'eu-west': [key] }, tls: c.tls };
       const { m, logs } = await meridian(t, doc(version));
-      const served = upstream.requests;
+      const served = server.requests;
       expectTlsFailure(t, await send(m.port, { path: '/x', method: 'POST', body: 'payload' }));
-      t.equal(upstream.requests, served, 'nothing reached the upstream');
+      t.equal(server.requests, served, 'nothing reached the upstream');
       const line = await waitFor(() => logs.find((l) => l.msg === 'upstream TLS handshake failed: its requests fail with 502 upstream-tls-failed (or go to another endpoint)'), 'the warn line');
       t.match(line, { level: 40, endpoint: key, reason: c.reason });
       await waitFor(() => health(m, key).state === 'unhealthy', 'the active check to fail');
@@ -168,4 +185,36 @@ t.test('a plaintext endpoint beside a TLS one keeps working as before', async (t
   const res = await send(m.port);
   t.equal(res.status, 502, 'plaintext to a TLS port is not HTTP');
   t.not(res.headers['x-meridian-error'], 'upstream-tls-failed', 'and not a TLS failure: no TLS was attempted');
+});
+
+t.test('a refused TLS endpoint is a refused connection, not a TLS failure', async (t) => {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const key = `https://localhost:${port}`;
+  const { m } = await meridian(t, doc({ endpoints: { 'eu-west': [key] }, tls: { ca: certs.caFile } }));
+  const res = await send(m.port);
+  t.equal(res.status, 502);
+  t.equal(res.headers['x-meridian-error'], 'upstream-connect-failed');
+  await waitFor(() => health(m, key).reason === 'connect-refused', 'the check to report a refused connection');
+});
+
+t.test('an upgrade to a TLS endpoint is relayed over the TLS connection', async (t) => {
+  const onUpgrade = (req: IncomingMessage, socket: Duplex): void => {
+    socket.on('error', () => socket.destroy());
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello ${req.url ?? ''}\n`);
+    socket.on('data', (chunk: Buffer) => socket.write(chunk));
+  };
+  upstream.server.on('upgrade', onUpgrade);
+  t.teardown(() => upstream.server.off('upgrade', onUpgrade));
+  const { m } = await meridian(t, doc({ endpoints: { 'eu-west': [`https://localhost:${upstream.port}`] }, tls: { ca: certs.caFile } }));
+  const client = await rawConnect(m.port);
+  t.teardown(() => client.socket.destroy());
+  client.socket.write('GET /ws HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+  await client.until((d) => d.toString().includes('hello /ws\n'), 'the 101 and the greeting');
+  t.match(client.received().toString(), /^HTTP\/1\.1 101 /);
+  client.socket.write('ping');
+  await client.until((d) => d.toString().endsWith('hello /ws\nping'), 'the echo through the TLS tunnel');
+  t.pass('bytes flow both ways');
 });

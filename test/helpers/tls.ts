@@ -30,6 +30,12 @@ async function makeServerCert(dir: string, name: string, ca: string, san: string
     '-days', '2', '-out', `${name}.pem`, '-extfile', `${name}.ext`]);
 }
 
+/** Makes a self-signed server certificate (`NAME.pem`, `NAME.key`) for `san`. */
+async function makeSelfSigned(dir: string, name: string, san: string): Promise<void> {
+  await openssl(dir, ['req', '-x509', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`,
+    '-addext', `subjectAltName=${san}`, '-addext', 'basicConstraints=CA:FALSE', '-addext', 'extendedKeyUsage=serverAuth']);
+}
+
 /** Certificates made for one test file by the openssl CLI in a temp dir. */
 export interface TestCertificates {
   readonly dir: string;
@@ -40,6 +46,8 @@ export interface TestCertificates {
   /** The server's certificate (for `localhost` and 127.0.0.1) and key, PEM. */
   readonly cert: string;
   readonly key: string;
+  /** A self-signed certificate for `localhost` and its key, PEM. */
+  readonly selfSigned: { readonly cert: string; readonly key: string };
 }
 
 /** Makes a private CA, a second unrelated CA, and a server certificate for DNS:localhost and IP:127.0.0.1. */
@@ -48,12 +56,14 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
   await makeCa(dir, 'ca');
   await makeCa(dir, 'other-ca');
   await makeServerCert(dir, 'server', 'ca', 'DNS:localhost,IP:127.0.0.1');
+  await makeSelfSigned(dir, 'self', 'DNS:localhost,IP:127.0.0.1');
   return {
     dir,
     caFile: join(dir, 'ca.pem'),
     otherCaFile: join(dir, 'other-ca.pem'),
     cert: await readFile(join(dir, 'server.pem'), 'utf8'),
     key: await readFile(join(dir, 'server.key'), 'utf8'),
+    selfSigned: { cert: await readFile(join(dir, 'self.pem'), 'utf8'), key: await readFile(join(dir, 'self.key'), 'utf8') },
   };
 }
 
@@ -74,8 +84,8 @@ export interface TlsUpstream {
   close(): Promise<void>;
 }
 
-/** Starts an HTTPS upstream with the given certificate; it answers 200 `tls <label> <url>` by default. */
-export async function startTlsUpstream(certs: { cert: string; key: string }, label = 'tls'): Promise<TlsUpstream> {
+/** Starts an HTTPS upstream with the given certificate on `host` (a loopback address); it answers 200 `<label> <url>` by default. */
+export async function startTlsUpstream(certs: { cert: string; key: string }, label = 'tls', host = '127.0.0.1'): Promise<TlsUpstream> {
   const sockets = new Set<Socket>();
   let handler = (req: IncomingMessage, res: ServerResponse): void => {
     res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': label }).end(`${label} ${req.url ?? ''}`);
@@ -96,7 +106,7 @@ export async function startTlsUpstream(certs: { cert: string; key: string }, lab
   });
   // A client that refuses the certificate ends the handshake: not a server problem.
   server.on('tlsClientError', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const upstream: TlsUpstream = {
     port: (server.address() as AddressInfo).port,
     server,
