@@ -1,12 +1,18 @@
-import { createServer } from 'node:net';
-import t, { type Test } from 'tap';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import t, { type Test } from 'tap';
+import { stringify } from 'yaml';
 import { send, type TestResponse } from './helpers/client.js';
 import { rawConnect } from './helpers/data-plane.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
+import { spawnMeridian } from './helpers/process.js';
 import { makeTestCertificates, startTlsUpstream, type TestCertificates, type TlsUpstream } from './helpers/tls.js';
+import { startUpstream } from './helpers/upstream.js';
 
 const REGIONS = {
   'eu-west': { location: { lat: 53.35, lon: -6.26 } },
@@ -217,4 +223,44 @@ t.test('an upgrade to a TLS endpoint is relayed over the TLS connection', async 
   client.socket.write('ping');
   await client.until((d) => d.toString().endsWith('hello /ws\nping'), 'the echo through the TLS tunnel');
   t.pass('bytes flow both ways');
+});
+
+t.test('https:// to a plaintext server is a TLS failure with OpenSSL\'s reason', async (t) => {
+  const plain = await startUpstream('plain');
+  t.teardown(() => plain.kill());
+  const key = `https://127.0.0.1:${plain.port}`;
+  const { m, logs } = await meridian(t, doc({ endpoints: { 'eu-west': [key] } }));
+  expectTlsFailure(t, await send(m.port));
+  t.equal(plain.started, 0, 'no request reached it');
+  const line = await waitFor(() => logs.find((l) => l.endpoint === key && typeof l.msg === 'string' && l.msg.startsWith('upstream TLS handshake failed')), 'the warn line');
+  t.match(line.reason, /^ERR_SSL_/);
+});
+
+t.test('with workers: the CA travels to the workers, the primary checks over TLS, the workers log failures', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meridian-tls-workers-'));
+  const routes = join(dir, 'routes.yaml');
+  const good = `https://localhost:${upstream.port}`;
+  const bad = `https://127.0.0.1:${upstream.port}`;
+  await writeFile(routes, stringify({
+    regions: REGIONS,
+    services: {
+      good: { healthCheck: { interval: '200ms', timeout: '200ms' }, versions: { stable: { endpoints: { 'eu-west': [good] }, tls: { ca: certs.caFile } } } },
+      bad: { healthCheck: { interval: '200ms', timeout: '200ms' }, versions: { stable: { endpoints: { 'eu-west': [bad] }, tls: { ca: certs.otherCaFile } } } },
+    },
+    routes: { good: { hosts: ['good.test'], service: 'good' }, bad: { hosts: ['bad.test'], service: 'bad' } },
+  }));
+  const conf = join(dir, 'meridian.yaml');
+  await writeFile(conf, stringify({ node: { name: 'tls-workers' }, proxy: { listen: '127.0.0.1:0', shutdownTimeout: '5s' }, admin: { listen: '127.0.0.1:0' }, store: { file: routes, snapshot: join(dir, 'snap.json') } }));
+  const proc = await spawnMeridian(['start', '--config', conf, '--workers', '2', '--log-level', 'info']);
+  t.teardown(() => proc.stop('SIGKILL'));
+  for (let i = 0; i < 4; i++) t.equal((await send(proc.proxyPort, { headers: { host: 'good.test' }, path: `/w${i}` })).text, `tls /w${i}`, 'workers verify with the CA they were handed');
+  expectTlsFailure(t, await send(proc.proxyPort, { headers: { host: 'bad.test' } }));
+  const line = await waitFor(() => proc.logs.find((l) => l.endpoint === bad && l.msg === 'upstream TLS handshake failed: its requests fail with 502 upstream-tls-failed (or go to another endpoint)'), "a worker's warn line");
+  t.match(line, { level: 40, reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+  const endpointState = async (service: string): Promise<Record<string, unknown> | undefined> => {
+    const state = JSON.parse((await send(proc.adminPort, { path: '/api/v1/state' })).text) as { services: Record<string, { versions: { stable: { regions: Record<string, { endpoints: Record<string, unknown>[] }> } } }> };
+    return state.services[service]?.versions.stable.regions['eu-west']?.endpoints[0];
+  };
+  await waitFor(async () => (await endpointState('good'))?.health === 'healthy', 'the primary to check the good endpoint over TLS');
+  await waitFor(async () => (await endpointState('bad'))?.reason === 'tls-failed', 'the bad endpoint to be down for TLS');
 });

@@ -11,7 +11,7 @@ const MAX_CA_BYTES = 1024 * 1024;
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /** Reads a CA file (relative paths are from the working directory): its PEM certificates, or why they cannot be used. */
-export function readCaFile(file: string): { readonly pem: string } | { readonly problem: string } {
+function readCaFile(file: string): { readonly pem: string } | { readonly problem: string } {
   let text: string;
   try {
     const stat = statSync(file);
