@@ -20,9 +20,9 @@ export interface CheckObserver {
 /**
  * Active health checks of one endpoint identity: an HTTP GET of the check path
  * (judged by status) or a TCP connect, over TLS with the endpoint's own
- * settings when it has them (a TCP check then completes a handshake), at once and then every interval with
- * jitter, each bounded by the check timeout. One checker per identity, however
- * many services share it.
+ * settings when it has them (a TCP check then completes a handshake), at once
+ * and then every interval with jitter, each bounded by the check timeout. One
+ * checker per identity, however many services share it.
  */
 export class ActiveChecker {
   readonly #health: EndpointHealth;

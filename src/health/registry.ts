@@ -1,8 +1,7 @@
-import { connectionIdentity, endpointKey, type UpstreamTarget } from '../net/upstream-tls.js';
+import { connectionIdentity, endpointKey, type UpstreamTarget, type UpstreamTlsError } from '../net/upstream-tls.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ThrottledWarning } from '../observability/throttled-warning.js';
-import type { UpstreamTlsError } from '../net/upstream-tls.js';
 import { ActiveChecker, type CheckObserver } from './checker.js';
 import { EndpointHealth, RANK_DOWN, RANK_HEALTHY, type HealthCheckSpec, type HealthListener, type HealthView } from './endpoint-health.js';
 
