@@ -43,7 +43,7 @@ export interface Meridian {
 export async function startMeridian(config: StaticConfig, options: StartOptions = {}): Promise<Meridian> {
   const logger = options.logger ?? createLogger();
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const upstreams = new UpstreamRegistry({ maxConnections: config.proxy.maxUpstreamConnections });
+  const upstreams = new UpstreamRegistry({ maxConnections: config.proxy.maxUpstreamConnections, logger });
   const locator = new Locator(config.geo.networks, config.node);
   const origin = sourceOrigin(config);
   const health = new HealthRegistry({ activeChecks: true, logger, metrics });

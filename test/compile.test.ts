@@ -125,8 +125,8 @@ t.test('durations must be strings like 250ms, 5s, 2m', async (t) => {
   );
 });
 
-t.test('endpoint addresses are host:port or [v6]:port with a port in 1-65535', async (t) => {
-  const eps = ['10.0.0.1', '10.0.0.1:99999', 'bad host:80', '::1:80', ':8080', { address: 'x:0' }, { address: '10.0.0.2:80', weight: 0 }, 42, '[::1]:80', 'api.internal:8080', 'http://x:80'];
+t.test('endpoint addresses are host:port or [v6]:port with a port in 1-65535, optionally http:// or https://', async (t) => {
+  const eps = ['10.0.0.1', '10.0.0.1:99999', 'bad host:80', '::1:80', ':8080', { address: 'x:0' }, { address: '10.0.0.2:80', weight: 0 }, 42, '[::1]:80', 'api.internal:8080', 'ftp://x:80', 'http://x:80', 'https://[::1]:443/'];
   const found = problems({ regions: EU, services: { a: svc({}, eps) } });
   const at = (i: number, rest = ''): string => `services.a.versions.stable.endpoints.eu-west[${i}]${rest}`;
   t.same(
@@ -141,9 +141,9 @@ t.test('endpoint addresses are host:port or [v6]:port with a port in 1-65535', a
       `${at(6, '.weight')}: Too small: expected number to be >=1`,
       `${at(7)}: Invalid input: expected string, received number`,
     ].sort(),
-    'each bad address is reported at its index; [::1]:80 and api.internal:8080 are fine',
+    'each bad address is reported at its index; [::1]:80, api.internal:8080, http:// and https:// URLs are fine',
   );
-  t.equal(found.filter((p) => p.startsWith(`${at(10)}:`)).length, 1, 'a URL is not an endpoint address');
+  t.same(found.filter((p) => p.startsWith(`${at(10)}:`)), [`${at(10)}: "ftp://x:80": an endpoint is host:port, http://host:port or https://host:port`], 'only http and https URLs are endpoints');
 });
 
 t.test('references to regions, services and versions must resolve', async (t) => {

@@ -7,6 +7,7 @@ import type { TableApplier } from '../store/applier.js';
 function endpointState(ep: Endpoint): Record<string, unknown> {
   return {
     address: ep.key,
+    ...(ep.tls === null ? {} : { tls: { serverName: ep.tls.serverName, ca: ep.tls.caFile, verify: ep.tls.verify } }),
     weight: ep.weight,
     drain: ep.drain,
     health: ep.health.state,

@@ -51,7 +51,7 @@ const REMOTE_PASSIVE: PassiveSink = {
 export async function runWorker(config: StaticConfig, logger: Logger, sharing: PortSharing, worker: number, processes: number): Promise<void> {
   const metrics = new Metrics({ defaultMetrics: true });
   const locator = new Locator(config.geo.networks, config.node);
-  const upstreams = new UpstreamRegistry({ maxConnections: share(config.proxy.maxUpstreamConnections, processes) });
+  const upstreams = new UpstreamRegistry({ maxConnections: share(config.proxy.maxUpstreamConnections, processes), logger });
   const health = new HealthRegistry({ activeChecks: false, mirror: true, logger, metrics });
   const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: null, origin: 'primary', processes });
   const decoder = new DocumentDecoder();

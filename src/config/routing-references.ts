@@ -1,8 +1,9 @@
-import { formatHostPort } from '../net/address.js';
+import { endpointKey } from '../net/upstream-tls.js';
 import type { ConfigIssue } from './issues.js';
 import { runAtOnce } from './slicing.js';
 import { objectPath } from './routing-validate.js';
 import type { RouteSpec, RoutingDocument, ServiceSpec } from './routing-schema.js';
+import { endpointTls } from './upstream-tls.js';
 
 /** A cross-reference problem, with what it involves so a store can tell which change caused it. */
 export interface ReferenceIssue extends ConfigIssue {
@@ -62,7 +63,8 @@ function serviceIssues(name: string, spec: ServiceSpec, regions: Readonly<Record
       region(where, ref);
       const seen = new Set<string>();
       endpoints.forEach((ep, i) => {
-        const key = formatHostPort(ep.address);
+        // http:// and https:// on one address are two endpoints; so is a bare one in a version with a tls block.
+        const key = endpointKey({ ...ep.address, tls: endpointTls(ep, versionSpec) });
         if (seen.has(key)) problem(`${where}[${i}]`, `duplicate endpoint ${key}`);
         seen.add(key);
       });

@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { durationMs, ipLiteral, location, objectName, positiveDurationMs, upstreamAddress, weight } from './primitives.js';
+import type { HostPort } from '../net/address.js';
+import type { UpstreamTls } from '../net/upstream-tls.js';
+import { durationMs, ipLiteral, location, objectName, positiveDurationMs, weight } from './primitives.js';
+import { endpointAddress, upstreamTlsSchema } from './upstream-tls.js';
 
 const headerName = z
   .string()
@@ -27,14 +30,31 @@ export const regionSchema = z.strictObject({
     .prefault({}),
 });
 
-const endpointObject = z.strictObject({
-  address: upstreamAddress,
-  weight: weight.min(1).default(1),
-  drain: z.boolean().default(false),
-});
+/** A validated endpoint. */
+export interface EndpointSpec {
+  readonly address: HostPort;
+  /** The scheme written before the address, or null for a bare `host:port`. */
+  readonly scheme: 'http' | 'https' | null;
+  readonly weight: number;
+  readonly drain: boolean;
+  /** The endpoint's own TLS settings, which replace its version's. */
+  readonly tls?: UpstreamTls;
+}
 
-/** An endpoint: `"host:port"` or `{ address, weight, drain }`. */
-const endpointSchema = z.union([upstreamAddress.transform((address) => ({ address, weight: 1, drain: false })), endpointObject]);
+const endpointObject = z
+  .strictObject({
+    address: endpointAddress,
+    weight: weight.min(1).default(1),
+    drain: z.boolean().default(false),
+    tls: upstreamTlsSchema.optional(),
+  })
+  .transform(({ address, tls, ...rest }): EndpointSpec => ({ address: address.address, scheme: address.scheme, ...rest, ...(tls === undefined ? {} : { tls }) }));
+
+/** An endpoint: `"host:port"` (or `http://` / `https://host:port`) or `{ address, weight, drain, tls }`. */
+const endpointSchema = z.union([
+  endpointAddress.transform((written): EndpointSpec => ({ address: written.address, scheme: written.scheme, weight: 1, drain: false })),
+  endpointObject,
+]);
 
 /** Expected health-check statuses: codes (`204`) or inclusive ranges (`"200-399"`). */
 const statusRange = z.union([
@@ -97,9 +117,21 @@ const splitSchema = z.strictObject({
   override: z.strictObject({ header: headerName }).optional(),
 });
 
-const versionSchema = z.strictObject({
-  endpoints: z.record(objectName, z.array(endpointSchema)),
-});
+const versionSchema = z
+  .strictObject({
+    endpoints: z.record(objectName, z.array(endpointSchema)),
+    /** TLS settings of every endpoint of the version (an endpoint's own block replaces them). */
+    tls: upstreamTlsSchema.optional(),
+  })
+  .superRefine((version, ctx) => {
+    for (const [region, endpoints] of Object.entries(version.endpoints)) {
+      endpoints.forEach((ep, i) => {
+        if (ep.scheme !== 'http' || (ep.tls === undefined && version.tls === undefined)) return;
+        const where = ep.tls === undefined ? 'its version has a tls block' : 'it has a tls block';
+        ctx.addIssue({ code: 'custom', message: `an http:// endpoint is plaintext, but ${where}: write https://host:port (or host:port), or remove the tls block`, path: ['endpoints', region, i] });
+      });
+    }
+  });
 
 /** One service of the routing table. */
 export const serviceSchema = z.strictObject({

@@ -1,8 +1,11 @@
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { connect as connectTls } from 'node:tls';
 import { Client } from 'undici';
 import { formatHostPort } from '../net/address.js';
 import { classifyTransportError } from '../net/failures.js';
+import { upstreamConnector } from '../net/upstream-connector.js';
+import { isTlsHandshakeError, tlsConnectOptions, UpstreamTlsError } from '../net/upstream-tls.js';
 import type { EndpointHealth } from './endpoint-health.js';
 
 /** Share of the interval by which each wait is shortened or stretched at random, so checks do not run in lock-step. */
@@ -10,14 +13,16 @@ const JITTER = 0.1;
 
 /** Where a check's outcome goes besides the endpoint's own record. */
 export interface CheckObserver {
-  checked(health: EndpointHealth, result: string): void;
+  /** A check finished with `result` (`ok` or the failure); `tlsError` when a TLS handshake failed. */
+  checked(health: EndpointHealth, result: string, tlsError: UpstreamTlsError | null): void;
 }
 
 /**
  * Active health checks of one endpoint identity: an HTTP GET of the check path
- * (judged by status) or a TCP connect, at once and then every interval with
- * jitter, each bounded by the check timeout. One checker per identity, however
- * many services share it.
+ * (judged by status) or a TCP connect, over TLS with the endpoint's own
+ * settings when it has them (a TCP check then completes a handshake), at once
+ * and then every interval with jitter, each bounded by the check timeout. One
+ * checker per identity, however many services share it.
  */
 export class ActiveChecker {
   readonly #health: EndpointHealth;
@@ -50,10 +55,12 @@ export class ActiveChecker {
     const check = this.#health.check;
     const startedAt = performance.now();
     let failure: string | null;
+    let tlsError: UpstreamTlsError | null = null;
     try {
       failure = check.mode === 'tcp' ? await this.#tcp() : await this.#http();
     } catch (err) {
       failure = classifyTransportError(err as Error);
+      if (err instanceof UpstreamTlsError) tlsError = err;
       // A broken connection is not reused for the next check.
       void this.#client?.destroy().catch(() => undefined);
       this.#client = null;
@@ -63,7 +70,7 @@ export class ActiveChecker {
     // A check this process could not even start (out of file descriptors) says nothing about the endpoint.
     if (failure === null) this.#health.checkPassed(rttMs);
     else if (failure !== 'local-limit') this.#health.checkFailed(failure, failure === 'timeout' || failure === 'connect-timeout' ? null : rttMs);
-    this.#observer.checked(this.#health, failure ?? 'ok');
+    this.#observer.checked(this.#health, failure ?? 'ok', tlsError);
     const wait = check.interval * (1 - JITTER + 2 * JITTER * Math.random());
     this.#timer = setTimeout(() => void this.#run(), wait);
     this.#timer.unref();
@@ -72,8 +79,9 @@ export class ActiveChecker {
   /** One HTTP check: null when the status is expected, else `status-NNN`. */
   async #http(): Promise<string | null> {
     const check = this.#health.check;
-    this.#client ??= new Client(`http://${formatHostPort(this.#health.address)}`, {
-      connect: { timeout: check.timeout },
+    const target = this.#health.address;
+    this.#client ??= new Client(`${target.tls == null ? 'http' : 'https'}://${formatHostPort(target)}`, {
+      connect: upstreamConnector({ timeout: check.timeout }, target),
       headersTimeout: check.timeout,
       bodyTimeout: check.timeout,
       pipelining: 1,
@@ -88,20 +96,21 @@ export class ActiveChecker {
     return ok ? null : `status-${res.statusCode}`;
   }
 
-  /** One TCP check: null once a connection is established. */
+  /** One TCP check: null once a connection is established (and, for a TLS endpoint, its handshake completed). */
   #tcp(): Promise<string | null> {
-    const { host, port } = this.#health.address;
+    const target = this.#health.address;
+    const tls = target.tls != null;
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port });
+      const socket = tls ? connectTls({ host: target.host, port: target.port, ...tlsConnectOptions(target) }) : connect({ host: target.host, port: target.port });
       socket.setTimeout(this.#health.check.timeout, () => {
         socket.destroy();
         resolve('timeout');
       });
-      socket.once('connect', () => {
+      socket.once(tls ? 'secureConnect' : 'connect', () => {
         socket.destroy();
         resolve(null);
       });
-      socket.once('error', reject);
+      socket.once('error', (err: Error) => reject(tls && isTlsHandshakeError(err) ? new UpstreamTlsError(err) : err));
     });
   }
 }

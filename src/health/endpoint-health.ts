@@ -1,4 +1,4 @@
-import type { HostPort } from '../net/address.js';
+import type { UpstreamTarget } from '../net/upstream-tls.js';
 import type { ServiceSpec } from '../config/routing-schema.js';
 
 /** Active-check verdicts an endpoint can be in. */
@@ -42,9 +42,10 @@ export interface HealthListener {
  * `rank` (a plain field) and, during slow start, `rampFactor()`.
  */
 export class EndpointHealth {
-  /** Identity: address plus the check settings that judge it. */
+  /** Identity: address (with TLS settings) plus the check settings that judge it. */
   readonly key: string;
-  readonly address: HostPort;
+  /** Where checks connect to, and with which TLS settings. */
+  readonly address: UpstreamTarget;
   readonly check: HealthCheckSpec;
   state: HealthState = 'unchecked';
   /** What the request path reads: RANK_HEALTHY, RANK_UNCHECKED or RANK_DOWN. */
@@ -74,7 +75,7 @@ export class EndpointHealth {
   #ejectionTimer: NodeJS.Timeout | null = null;
   readonly #listener: HealthListener;
 
-  constructor(key: string, address: HostPort, check: HealthCheckSpec, listener: HealthListener) {
+  constructor(key: string, address: UpstreamTarget, check: HealthCheckSpec, listener: HealthListener) {
     this.key = key;
     this.address = address;
     this.check = check;

@@ -22,7 +22,9 @@ function withinCap(ep: OutlierTarget): boolean {
 
 /**
  * Passive health: applies what a request saw to its endpoint. A connection that
- * could not be made ejects at once (no request can be blamed for it); a reset
+ * could not be made ejects at once (no request can be blamed for it), and so
+ * does a TLS handshake that failed (every request would fail the same way until
+ * the certificate or the table changes); a reset
  * ejects at once within the cap; 5xx answers and timeouts eject after
  * `consecutive5xx` in a row, within the cap.
  */
@@ -32,6 +34,7 @@ export function recordFailure(ep: OutlierTarget, signal: PassiveSignal): void {
   switch (signal) {
     case 'connect-refused':
     case 'connect-timeout':
+    case 'tls-failed':
       health.eject(signal, ep.outlier);
       return;
     case 'reset':

@@ -1,17 +1,17 @@
-import type { HostPort } from '../net/address.js';
-import { formatHostPort } from '../net/address.js';
+import { connectionIdentity, endpointKey, type UpstreamTarget, type UpstreamTlsError } from '../net/upstream-tls.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { ThrottledWarning } from '../observability/throttled-warning.js';
 import { ActiveChecker, type CheckObserver } from './checker.js';
 import { EndpointHealth, RANK_DOWN, RANK_HEALTHY, type HealthCheckSpec, type HealthListener, type HealthView } from './endpoint-health.js';
 
 export type { HealthCheckSpec } from './endpoint-health.js';
 
-/** The identity of an endpoint for health purposes: address plus check settings. */
-export function healthKey(address: HostPort, check: HealthCheckSpec): string {
+/** The identity of an endpoint for health purposes: address, TLS settings and check settings. */
+export function healthKey(address: UpstreamTarget, check: HealthCheckSpec): string {
   const statuses = check.expectedStatus.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(',');
   const target = check.mode === 'tcp' ? 'tcp' : `${check.host ?? ''}${check.path} ${statuses}`;
-  return `${formatHostPort(address)} ${target} ${check.interval}/${check.timeout} ${check.healthyThreshold}/${check.unhealthyThreshold}`;
+  return `${connectionIdentity(address)} ${target} ${check.interval}/${check.timeout} ${check.healthyThreshold}/${check.unhealthyThreshold}`;
 }
 
 /** Settings of the registry. */
@@ -37,6 +37,8 @@ const RANK_NAMES = ['healthy', 'unchecked', 'down'];
  */
 export class HealthRegistry implements HealthListener, CheckObserver {
   readonly #entries = new Map<string, { health: EndpointHealth; checker: ActiveChecker | null }>();
+  /** Per identity whose checks failed a TLS handshake: OpenSSL's reason, logged at most every 10 s. */
+  readonly #tlsWarnings = new Map<EndpointHealth, ThrottledWarning>();
   readonly #options: HealthRegistryOptions;
   readonly #listeners = new Set<(health: EndpointHealth) => void>();
   /** Views of identities this copy does not use yet: applied when a table acquires them. */
@@ -47,7 +49,7 @@ export class HealthRegistry implements HealthListener, CheckObserver {
   }
 
   /** The health record for an endpoint identity, created (and first checked) on first use. */
-  acquire(address: HostPort, check: HealthCheckSpec, slowStartMs: number): EndpointHealth {
+  acquire(address: UpstreamTarget, check: HealthCheckSpec, slowStartMs: number): EndpointHealth {
     const key = healthKey(address, check);
     let entry = this.#entries.get(key);
     if (entry === undefined) {
@@ -97,6 +99,7 @@ export class HealthRegistry implements HealthListener, CheckObserver {
       entry.checker?.stop();
       entry.health.dispose();
       this.#entries.delete(key);
+      this.#tlsWarnings.delete(entry.health);
       if (this.#options.mirror !== true) this.#options.metrics.endpointUp.remove({ endpoint: key });
     }
   }
@@ -129,15 +132,22 @@ export class HealthRegistry implements HealthListener, CheckObserver {
     const { logger, metrics } = this.#options;
     metrics.endpointUp.set({ endpoint: health.key }, health.rank === RANK_DOWN ? 0 : 1);
     if (health.ejected && health.rank === RANK_DOWN) metrics.ejections.inc({ reason: health.reason });
-    const fields = { endpoint: formatHostPort(health.address), check: health.key, from: RANK_NAMES[previousRank], to: RANK_NAMES[health.rank], reason: health.reason };
+    const fields = { endpoint: endpointKey(health.address), check: health.key, from: RANK_NAMES[previousRank], to: RANK_NAMES[health.rank], reason: health.reason };
     if (health.rank === RANK_DOWN) logger.warn(fields, 'endpoint down');
     else if (health.rank === RANK_HEALTHY) logger.info(fields, 'endpoint healthy');
     else logger.info(fields, 'endpoint unchecked');
     for (const listener of this.#listeners) listener(health);
   }
 
-  /** CheckObserver: counts check results. */
-  checked(_health: EndpointHealth, result: string): void {
+  /** CheckObserver: counts check results; logs why a TLS handshake failed (the endpoint's reason says only `tls-failed`). */
+  checked(health: EndpointHealth, result: string, tlsError: UpstreamTlsError | null): void {
     this.#options.metrics.healthChecks.inc({ result });
+    if (tlsError === null) return;
+    let warning = this.#tlsWarnings.get(health);
+    if (warning === undefined) {
+      warning = new ThrottledWarning(this.#options.logger, 'health check: upstream TLS handshake failed');
+      this.#tlsWarnings.set(health, warning);
+    }
+    warning.note({ endpoint: endpointKey(health.address), check: health.key, reason: tlsError.reason, error: tlsError.message });
   }
 }

@@ -42,6 +42,34 @@ export function parseHostPort(text: string, options: { allowEmptyHost: boolean }
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
+/** An endpoint address as the routing table writes it: `host:port`, `http://host:port` or `https://host:port`. */
+export interface EndpointAddress {
+  readonly address: HostPort;
+  /** The scheme written, or null for a bare `host:port`. */
+  readonly scheme: 'http' | 'https' | null;
+}
+
+const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
+
+/**
+ * Parses an endpoint address: a bare `host:port` (plaintext, as always), or a
+ * URL of scheme `http` or `https` with a host and port and no path (a lone
+ * trailing `/` is allowed). Returns an error message instead of throwing.
+ */
+export function parseEndpointAddress(text: string): EndpointAddress | string {
+  const m = SCHEME.exec(text);
+  if (m === null) {
+    const address = parseHostPort(text, { allowEmptyHost: false });
+    return typeof address === 'string' ? address : { address, scheme: null };
+  }
+  const scheme = (m[1] as string).toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') return `"${text}": an endpoint is host:port, http://host:port or https://host:port`;
+  const rest = text.slice(m[0].length).replace(/\/$/, '');
+  if (/[/?#@]/.test(rest)) return `"${text}": an endpoint URL has no path, query or user part (write ${scheme}://host:port)`;
+  const address = parseHostPort(rest, { allowEmptyHost: false });
+  return typeof address === 'string' ? address : { address, scheme };
+}
+
 /** Formats a host and port back into `host:port`, bracketing IPv6 literals. */
 export function formatHostPort({ host, port }: HostPort): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;

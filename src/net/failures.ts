@@ -12,6 +12,8 @@ export type TransportFailure =
   | 'unreachable'
   /** The connection was not established in time. */
   | 'connect-timeout'
+  /** The TLS handshake failed (the certificate did not verify, or no common protocol): nothing was sent. */
+  | 'tls-failed'
   /** Connected, but the answer (or the rest of it) did not come in time. */
   | 'timeout'
   /** The connection was closed or reset under the request. */
@@ -32,7 +34,7 @@ export type TransportFailure =
   | 'error';
 
 /** What a finished try tells passive health about its endpoint. */
-export type PassiveSignal = 'connect-refused' | 'connect-timeout' | 'reset' | 'status-5xx' | 'timeout';
+export type PassiveSignal = 'connect-refused' | 'connect-timeout' | 'tls-failed' | 'reset' | 'status-5xx' | 'timeout';
 
 const BY_CODE: Readonly<Record<string, TransportFailure>> = {
   ECONNREFUSED: 'connect-refused',
@@ -43,6 +45,7 @@ const BY_CODE: Readonly<Record<string, TransportFailure>> = {
   EAI_AGAIN: 'unreachable',
   EADDRNOTAVAIL: 'unreachable',
   UND_ERR_CONNECT_TIMEOUT: 'connect-timeout',
+  MERIDIAN_TLS_FAILED: 'tls-failed',
   UND_ERR_HEADERS_TIMEOUT: 'timeout',
   UND_ERR_BODY_TIMEOUT: 'timeout',
   ETIMEDOUT: 'timeout',

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
-import { buildConnector } from 'undici';
+import type { buildConnector } from 'undici';
+import { upstreamConnector } from '../net/upstream-connector.js';
+import type { UpstreamTarget, UpstreamTlsError } from '../net/upstream-tls.js';
 
 /**
  * Unsolicited `100 Continue` from upstreams.
@@ -121,16 +122,11 @@ export function filterUnsolicitedContinue(socket: Socket): void {
   new InterimFilter(socket);
 }
 
-/** An undici `connect` function: undici's own connector, with the filter on every socket it makes. */
-export function filteringConnector(options: buildConnector.BuildOptions): buildConnector.connector {
-  const connect = buildConnector(options);
-  return (opts, callback) => {
-    connect(opts, (err: Error | null, socket: Socket | TLSSocket | null) => {
-      if (err !== null || socket === null) callback(err ?? new Error('connect failed'), null);
-      else {
-        filterUnsolicitedContinue(socket);
-        callback(null, socket);
-      }
-    });
-  };
+/**
+ * An undici `connect` function for a target (plaintext or TLS): undici's own
+ * connector, with the filter on every socket it makes; a failed TLS handshake
+ * is also handed to `onTlsFailure`.
+ */
+export function filteringConnector(options: buildConnector.BuildOptions, target: UpstreamTarget, onTlsFailure?: (err: UpstreamTlsError) => void): buildConnector.connector {
+  return upstreamConnector(options, target, { onSocket: filterUnsolicitedContinue, ...(onTlsFailure === undefined ? {} : { onTlsFailure }) });
 }

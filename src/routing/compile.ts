@@ -1,9 +1,9 @@
-import type { HostPort } from '../net/address.js';
-import { formatHostPort } from '../net/address.js';
+import { endpointKey, type UpstreamTarget } from '../net/upstream-tls.js';
 import type { ConfigIssue } from '../config/issues.js';
 import { referenceSteps } from '../config/routing-references.js';
 import { runAtOnce, runSliced } from '../config/slicing.js';
 import type { RegionSpec, RouteSpec, RoutingDocument, ServiceSpec } from '../config/routing-schema.js';
+import { endpointTls } from '../config/upstream-tls.js';
 import type { Origin } from '../geo/origin.js';
 import type { EndpointHealth } from '../health/endpoint-health.js';
 import type { HealthCheckSpec } from '../health/registry.js';
@@ -14,8 +14,10 @@ import type { Endpoint, Region, RegionGroup, Route, RoutingTable, Service, Table
 
 /** Runtime state the compiled table attaches to its endpoints; shared across tables. */
 export interface TableBindings {
-  upstream(address: HostPort, connectTimeoutMs: number): UpstreamLink;
-  health(address: HostPort, check: HealthCheckSpec, slowStartMs: number): EndpointHealth;
+  /** The pool and load of a target (address plus TLS settings). */
+  upstream(target: UpstreamTarget, connectTimeoutMs: number): UpstreamLink;
+  /** The health record of a target judged by these check settings. */
+  health(target: UpstreamTarget, check: HealthCheckSpec, slowStartMs: number): EndpointHealth;
 }
 
 /**
@@ -81,24 +83,26 @@ function compileService(name: string, spec: ServiceSpec, regions: ReadonlyMap<st
       const specs = versionSpec.endpoints[region.name];
       if (specs === undefined || specs.length === 0) continue;
       const peers: Endpoint[] = [];
-      const endpoints = specs.map(
-        (ep): Endpoint =>
-          Object.freeze({
-            key: formatHostPort(ep.address),
-            address: ep.address,
-            weight: ep.weight,
-            drain: ep.drain || region.drain,
-            region,
-            service: name,
-            version: versionName,
-            seriesKey: `${versionName}\u0000${region.name}`,
-            upstream: ctx.bindings.upstream(ep.address, spec.timeouts.connect),
-            health: ctx.bindings.health(ep.address, spec.healthCheck, spec.slowStart),
-            maxConcurrent: spec.limits.maxConcurrentPerEndpoint === undefined ? Number.POSITIVE_INFINITY : share(spec.limits.maxConcurrentPerEndpoint, ctx.processes ?? 1),
-            outlier: spec.outlier,
-            peers,
-          }),
-      );
+      const endpoints = specs.map((ep): Endpoint => {
+        const tls = endpointTls(ep, versionSpec);
+        const target: UpstreamTarget = tls === null ? ep.address : Object.freeze({ host: ep.address.host, port: ep.address.port, tls });
+        return Object.freeze({
+          key: endpointKey(target),
+          address: target,
+          tls,
+          weight: ep.weight,
+          drain: ep.drain || region.drain,
+          region,
+          service: name,
+          version: versionName,
+          seriesKey: `${versionName}\u0000${region.name}`,
+          upstream: ctx.bindings.upstream(target, spec.timeouts.connect),
+          health: ctx.bindings.health(target, spec.healthCheck, spec.slowStart),
+          maxConcurrent: spec.limits.maxConcurrentPerEndpoint === undefined ? Number.POSITIVE_INFINITY : share(spec.limits.maxConcurrentPerEndpoint, ctx.processes ?? 1),
+          outlier: spec.outlier,
+          peers,
+        });
+      });
       peers.push(...endpoints);
       Object.freeze(peers);
       const group = buildGroup(region, endpoints);
@@ -199,4 +203,11 @@ export function tableEndpoints(table: RoutingTable): Endpoint[] {
     for (const version of service.versions.values()) for (const group of version.groups) out.push(...group.all);
   }
   return out;
+}
+
+/** Keys (`https://host:port`) of a table's endpoints that accept any certificate (`tls.verify: false`), each once. */
+export function unverifiedEndpoints(table: RoutingTable): string[] {
+  const keys = new Set<string>();
+  for (const ep of tableEndpoints(table)) if (ep.tls !== null && !ep.tls.verify) keys.add(ep.key);
+  return [...keys];
 }

@@ -1,4 +1,4 @@
-import type { HostPort } from '../net/address.js';
+import type { UpstreamTarget, UpstreamTls } from '../net/upstream-tls.js';
 import type { ConfigIssue } from '../config/issues.js';
 import type { RegionSpec, RouteSpec, ServiceSpec } from '../config/routing-schema.js';
 import type { Dispatcher } from 'undici';
@@ -60,9 +60,12 @@ export interface Region {
 
 /** One endpoint of one version of a service in one region. */
 export interface Endpoint {
-  /** `host:port` as written in the table. */
+  /** `host:port`, or `https://host:port` when spoken to with TLS. */
   readonly key: string;
-  readonly address: HostPort;
+  /** Address and TLS settings: what a connection to the endpoint is made with. */
+  readonly address: UpstreamTarget;
+  /** TLS settings (its own, its version's, or the defaults of `https://`); null: plaintext. */
+  readonly tls: UpstreamTls | null;
   readonly weight: number;
   /** Drained here or by its region: takes no new requests. */
   readonly drain: boolean;

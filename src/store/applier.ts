@@ -1,4 +1,4 @@
-import { compileTableSliced, tableEndpoints, type CompileContext, type TableRuntime } from '../routing/compile.js';
+import { compileTableSliced, tableEndpoints, unverifiedEndpoints, type CompileContext, type TableRuntime } from '../routing/compile.js';
 import { formatIssue, reasonOf, type ConfigIssue } from '../config/issues.js';
 import type { RoutingDocument } from '../config/routing-schema.js';
 import type { Origin } from '../geo/origin.js';
@@ -177,6 +177,8 @@ export class TableApplier {
     metrics.configReloads.inc({ source: snapshot.source, result: 'applied' });
     const table = compiled.table;
     logger.info({ source: snapshot.source, revision, stale, routes: table.routes.size, services: table.services.size, regions: table.regions.size }, 'routing table applied');
+    const unverified = unverifiedEndpoints(table);
+    if (unverified.length > 0) logger.warn({ revision, endpoints: unverified.slice(0, 20), count: unverified.length }, 'upstream TLS without verification (tls.verify: false): these endpoints accept any certificate');
     if (snapshot.source !== 'snapshot' && this.#options.snapshotPath !== null) this.#saveSnapshot(snapshot.source, revision, snapshot);
     return { result: 'applied', table };
   }
