@@ -68,7 +68,7 @@ t.test('HTTPS: each SNI name gets its certificate (exact, then wildcard, else th
   const bare = await handshake(m.tlsPort, undefined);
   t.match(bare.cert.subjectaltname, 'DNS:a.example.test', 'no SNI: the first certificate');
   t.match(bare.protocol, /^TLSv1\.[23]$/);
-  t.equal(bare.alpn, 'http/1.1', 'ALPN settles on http/1.1');
+  t.equal(bare.alpn, 'h2', 'ALPN settles on h2 when the client offers it');
 
   for (const host of ['a.example.test', 'z.b.example.test']) {
     const res = await curl(['--http1.1', '--cacert', f.ca.cert, '--resolve', `${host}:${m.tlsPort}:127.0.0.1`, `https://${host}:${m.tlsPort}/hello?x=1`]);
@@ -179,7 +179,7 @@ t.test('redirectToHttps answers 308 to the TLS listener from the plaintext one; 
   t.equal((await send(m.port, { headers: { host: 'other.test' } })).status, 200, 'other routes are served over plaintext');
   t.equal((await send(m.port, { headers: { host: 'other.test' } })).headers['strict-transport-security'], undefined, 'without hsts');
   const followed = await run('curl', ['-sS', '-L', '-D', '-', '-o', '/dev/null', '--cacert', f.ca.cert, '--resolve', `a.example.test:${m.tlsPort}:127.0.0.1`, '--resolve', `a.example.test:${m.port}:127.0.0.1`, `http://a.example.test:${m.port}/pay`]);
-  t.match(followed.stdout, /HTTP\/1\.1 308[\s\S]*HTTP\/1\.1 200/, 'curl -L follows it to the TLS listener and is served');
+  t.match(followed.stdout, /HTTP\/1\.1 308[\s\S]*HTTP\/2 200/, 'curl -L follows it to the TLS listener and is served (over HTTP/2)');
   t.match(followed.stdout, /strict-transport-security: max-age=31536000; includeSubDomains/i, 'with hsts over TLS');
 });
 
