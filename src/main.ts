@@ -89,20 +89,14 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     {
       name: 'proxy listener',
       async start() {
-        bound.proxy = await proxy.listen();
+        const listening = await proxy.listen();
+        bound.proxy = listening.plain;
+        bound.tls = listening.tls;
       },
       async stop() {
         logger.info({ inFlight: proxy.inFlight, delayMs, timeoutMs }, 'shutting down: draining requests in flight');
         await proxy.close(timeoutMs, delayMs);
       },
-    },
-    // Closed with the proxy listener above: both drain the same connections.
-    {
-      name: 'TLS listener',
-      async start() {
-        bound.tls = await proxy.listenTls();
-      },
-      stop: () => undefined,
     },
   ]);
   const { proxy: proxyAddress, admin: adminAddress, dns: dnsAddress = null, tls: tlsAddress = null } = bound;

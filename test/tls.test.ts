@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
@@ -201,6 +201,17 @@ t.test('a node does not start on an unusable certificate: the problem is named',
     t.match(out.stderr, message, `${what}: says what is wrong`);
     t.notMatch(out.stderr, /\n\s+at /, `${what}: no stack trace`);
   }
+
+  // A TLS port already taken: the start fails, and nothing it had bound keeps the process alive.
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const busyPort = (taken.address() as AddressInfo).port;
+  const config = join(f.dir, 'busy.json');
+  writeFileSync(config, JSON.stringify({ proxy: { listen: '127.0.0.1:0', tls: { listen: `127.0.0.1:${busyPort}`, certificates: [f.a] } }, admin: { listen: '127.0.0.1:0' }, store: { file: join(f.dir, 'routes.yaml'), snapshot: join(f.dir, 's.json') } }));
+  const busy = await runCli(['start', '--config', config, '--log-level', 'silent']);
+  t.equal(busy.code, 1, 'a busy TLS port: exit 1 (not a hang)');
+  t.match(busy.stderr, /EADDRINUSE/, 'naming the bind failure');
 });
 
 /** One GET over a new TLS connection (resuming `session` when given): the serving worker, whether the session was resumed, and the session to resume next. */

@@ -8,6 +8,7 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { writeOneRouteTable } from '../lib/routes.js';
 import { freePort, openFds, processCpuMs, processRss, startProcess, treePids, waitForPort, waitReady, type BenchProcess } from '../lib/process.js';
 
 const meridianCli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -31,14 +32,7 @@ export async function startMeridian(dir: string, workers: number, upstream: stri
   mkdirSync(home, { recursive: true });
   const port = await freePort();
   const adminPort = await freePort();
-  writeFileSync(
-    join(home, 'routes.yaml'),
-    stringify({
-      regions: { local: { location: { lat: 51.5, lon: -0.1 } } },
-      services: { bench: { versions: { stable: { endpoints: { local: [upstream] } } } } },
-      routes: { all: { pathPrefix: '/', service: 'bench' } },
-    }),
-  );
+  writeOneRouteTable(home, upstream);
   const config = join(home, 'meridian.yaml');
   writeFileSync(
     config,

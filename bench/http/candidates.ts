@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeOneRouteTable } from '../lib/routes.js';
 import { findProgram, startProcess, type BenchProcess } from '../lib/process.js';
 
 /** A proxy (or the upstream itself) under test. */
@@ -31,20 +32,7 @@ function meridian(workers: number): Candidate {
     start(port, upstream, dir) {
       const home = join(dir, `meridian-${workers}w`);
       mkdirSync(home, { recursive: true });
-      writeFileSync(
-        join(home, 'routes.yaml'),
-        [
-          'regions:',
-          '  local: { location: { lat: 51.5, lon: -0.1 } }',
-          'services:',
-          '  bench:',
-          '    versions:',
-          `      stable: { endpoints: { local: ["${upstream}"] } }`,
-          'routes:',
-          '  all: { pathPrefix: /, service: bench }',
-          '',
-        ].join('\n'),
-      );
+      writeOneRouteTable(home, upstream);
       writeFileSync(
         join(home, 'meridian.yaml'),
         [

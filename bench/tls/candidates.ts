@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeOneRouteTable } from '../lib/routes.js';
 import { findProgram, startProcess, type BenchProcess } from '../lib/process.js';
 import type { BenchCertificate } from './certificate.js';
 
@@ -31,20 +32,7 @@ const meridian: TlsCandidate = {
   start(ports, upstream, dir, certificate) {
     const home = join(dir, 'meridian');
     mkdirSync(home, { recursive: true });
-    writeFileSync(
-      join(home, 'routes.yaml'),
-      [
-        'regions:',
-        '  local: { location: { lat: 51.5, lon: -0.1 } }',
-        'services:',
-        '  bench:',
-        '    versions:',
-        `      stable: { endpoints: { local: ["${upstream}"] } }`,
-        'routes:',
-        '  all: { pathPrefix: /, service: bench }',
-        '',
-      ].join('\n'),
-    );
+    writeOneRouteTable(home, upstream);
     const tls = `{ listen: "127.0.0.1:${ports.tls}", certificates: [{ cert: ${JSON.stringify(certificate.cert)}, key: ${JSON.stringify(certificate.key)} }], minVersion: TLSv1.2 }`;
     writeFileSync(
       join(home, 'meridian.yaml'),

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HostPort } from '../net/address.js';
+import { listenOn, type HostPort } from '../net/address.js';
 import type { StaticConfig } from '../config/static-schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -83,16 +83,8 @@ export class AdminServer {
   }
 
   /** Starts listening; resolves with the bound address. */
-  async listen(): Promise<AddressInfo> {
-    const { host, port } = this.#options.listen;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+  listen(): Promise<AddressInfo> {
+    return listenOn(this.server, this.#options.listen.host, this.#options.listen.port);
   }
 
   /** Stops the listener and closes its connections. */

@@ -77,17 +77,11 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
       {
         name: 'proxy listener',
         async start() {
-          bound.proxy = await proxy.listen(message.proxyPort);
+          const listening = await proxy.listen({ plain: message.proxyPort, tls: message.tlsPort ?? undefined });
+          bound.proxy = listening.plain;
+          bound.tls = listening.tls;
         },
         stop: () => proxy.close(drain.timeoutMs, drain.delayMs),
-      },
-      // Closed with the proxy listener above: both drain the same connections.
-      {
-        name: 'TLS listener',
-        async start() {
-          bound.tls = await proxy.listenTls(message.tlsPort ?? undefined);
-        },
-        stop: () => undefined,
       },
     ]);
     send({ type: 'listening', proxy: bound.proxy as AddressInfo, dns: bound.dns ?? null, tls: bound.tls ?? null });

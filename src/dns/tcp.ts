@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from '../observability/logger.js';
 import type { Answerer } from './answerer.js';
-import { sharingOptions, type PortSharing } from '../net/address.js';
+import { listenOn, type PortSharing } from '../net/address.js';
 
 /** Limits of the TCP listener. */
 export interface TcpLimits {
@@ -133,13 +133,7 @@ export class TcpListener {
 
   /** Listens; resolves with the bound address. */
   listen(host: string, port: number, sharing: PortSharing = 'own'): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ host, port, ...sharingOptions(sharing) }, () => {
-        this.#server.off('error', reject);
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.#server, host, port, sharing);
   }
 
   /** Stops accepting and closes every connection. */

@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP, type AddressInfo, type Server } from 'node:net';
 import { parseIPv4, parseIPv6 } from './ip.js';
 
 /** A host and port, as written in `listen` settings and endpoint addresses. */
@@ -105,12 +105,13 @@ export function sharingOptions(sharing: PortSharing): { exclusive: boolean; reus
   }
 }
 
-/** The host of an authority (`Host` header value) without its port: `example.com:8080` -> `example.com`, `[::1]:80` -> `[::1]`. */
-export function hostWithoutPort(authority: string): string {
-  if (authority.startsWith('[')) {
-    const end = authority.indexOf(']');
-    return end < 0 ? authority : authority.slice(0, end + 1);
-  }
-  const colon = authority.lastIndexOf(':');
-  return colon < 0 ? authority : authority.slice(0, colon);
+/** Starts a socket server listening (held as `sharing` says); resolves with the bound address, rejects on a failed bind (EADDRINUSE). */
+export function listenOn(server: Server, host: string, port: number, sharing: PortSharing = 'own'): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, ...sharingOptions(sharing) }, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }

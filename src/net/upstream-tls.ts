@@ -11,7 +11,7 @@ export interface UpstreamTls {
   readonly caDigest: string | null;
   /** The SNI and verification name; null: the endpoint's host when it is a name (no SNI for an IP address). */
   readonly serverName: string | null;
-  /** false: any certificate is accepted. */
+  /** false: every certificate is accepted, unverified. */
   readonly verify: boolean;
 }
 

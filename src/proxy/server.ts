@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { formatHostPort, hostWithoutPort, sharingOptions, type HostPort, type PortSharing } from '../net/address.js';
+import { formatHostPort, listenOn, type HostPort, type PortSharing } from '../net/address.js';
+import { normaliseHost } from '../routing/matcher.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ThrottledWarning } from '../observability/throttled-warning.js';
@@ -138,15 +139,6 @@ export class ProxyServer implements ExchangeHost {
     if (this.#tls !== null && options.maxConnections > 0) this.#tls.server.maxConnections = options.maxConnections;
   }
 
-  /** Starts the TLS listener (on `port` instead of the configured one when given) and follows certificate changes; null without `proxy.tls`. */
-  async listenTls(port?: number): Promise<AddressInfo | null> {
-    if (this.#tls === null) return null;
-    const address = await this.#tls.listen(port);
-    this.#httpsPort = address.port;
-    this.#options.tls?.certificates.watch();
-    return address;
-  }
-
   /** The TLS listener as the admin state shows it, or null without one. */
   tlsState(): Record<string, unknown> | null {
     return this.#options.tls === undefined ? null : tlsState(this.#options.tls);
@@ -162,18 +154,26 @@ export class ProxyServer implements ExchangeHost {
     this.#tls?.setTicketKeys(keys);
   }
 
-  /** Starts listening (on `port` instead of the configured one when given); resolves with the bound address. */
-  async listen(port = this.#options.listen.port): Promise<AddressInfo> {
-    const { host } = this.#options.listen;
-    const plain = this.#plain;
-    await new Promise<void>((resolve, reject) => {
-      plain.once('error', reject);
-      plain.listen({ host, port, ...sharingOptions(this.#options.sharing ?? 'own') }, () => {
-        plain.off('error', reject);
-        resolve();
-      });
-    });
-    return plain.address() as AddressInfo;
+  /**
+   * Starts the plaintext listener and, with `proxy.tls`, the TLS listener (which
+   * then follows certificate changes), on the configured ports unless `ports`
+   * says otherwise; resolves with the bound addresses.
+   */
+  async listen(ports: { plain?: number; tls?: number } = {}): Promise<{ plain: AddressInfo; tls: AddressInfo | null }> {
+    const { host, port } = this.#options.listen;
+    const plain = await listenOn(this.#plain, host, ports.plain ?? port, this.#options.sharing);
+    if (this.#tls === null) return { plain, tls: null };
+    let tls: AddressInfo;
+    try {
+      tls = await this.#tls.listen(ports.tls);
+    } catch (err) {
+      // Nothing is left listening behind a failed start.
+      await new Promise<void>((resolve) => NetServer.prototype.close.call(this.#plain, () => resolve()));
+      throw err;
+    }
+    this.#httpsPort = tls.port;
+    this.#options.tls?.certificates.watch();
+    return { plain, tls };
   }
 
   /** ExchangeHost: where passive-health signals go. */
@@ -306,7 +306,7 @@ export class ProxyServer implements ExchangeHost {
 
   /** 308 to the same URL on the TLS listener: the method and body are to be sent again as they were. */
   #redirect(res: ServerResponse, target: Target, startedAt: number, requestId: string): void {
-    const host = hostWithoutPort(target.host as string);
+    const host = normaliseHost(target.host as string);
     const port = this.#httpsPort === 443 ? '' : `:${this.#httpsPort}`;
     res.writeHead(308, ['location', `https://${host}${port}${target.url}`, 'content-length', '0', 'x-request-id', requestId, ...(this.#draining && res.req.httpVersionMajor < 2 ? ['connection', 'close'] : [])]);
     res.end();

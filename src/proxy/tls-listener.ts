@@ -1,6 +1,6 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { sharingOptions, type HostPort, type PortSharing } from '../net/address.js';
+import { listenOn, type HostPort, type PortSharing } from '../net/address.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CertificateIndex } from './certificates.js';
 import type { CertificateSet } from './certificate-set.js';
@@ -61,16 +61,8 @@ export class TlsListener {
   }
 
   /** Starts listening (on `port` instead of the configured one when given); resolves with the bound address. */
-  async listen(port = this.#options.listen.port): Promise<AddressInfo> {
-    const { host } = this.#options.listen;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port, ...sharingOptions(this.#options.sharing) }, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+  listen(port = this.#options.listen.port): Promise<AddressInfo> {
+    return listenOn(this.server, this.#options.listen.host, port, this.#options.sharing);
   }
 
   /** Session ticket keys shared by every process of a node, so a session resumes on any of them (48 bytes). */
