@@ -274,6 +274,7 @@ export class ProxyServer implements ExchangeHost {
       requestId,
       setCookie: target.setCookie,
       startedAt,
+      grpc: head.grpc,
     });
     this.#inFlight++;
     if (!head.hasBody && !h2Body(req)) exchange.start(null);
