@@ -1,8 +1,10 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import t, { type Test } from 'tap';
+import { send } from './helpers/client.js';
 import { startH2Upstream, type H2Upstream } from './helpers/h2-upstream.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
+import { waitFor } from './helpers/poll.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
 
 interface Setup {
@@ -99,4 +101,49 @@ t.test('response trailers reach an HTTP/2 client as trailing HEADERS', async (t)
     t.notOk(r.trailers !== null && 'x-meridian-spoofed' in r.trailers, `${host}: without the x-meridian- one`);
     t.match(r.body, /te=trailers$/, `${host}: te: trailers reached the upstream`);
   }
+});
+
+/** The value of a metric without labels on the admin listener. */
+async function counter(m: TestMeridian, name: string): Promise<number> {
+  const res = await send(m.adminPort, { path: '/metrics' });
+  const line = res.text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+}
+
+t.test('request trailers: the body goes through; the trailers cannot be sent upstream and are counted', async (t) => {
+  const { m, h1 } = await setup(t);
+  const seenTrailers: Record<string, string>[] = [];
+  h1.handle((req, res, body) => {
+    seenTrailers.push({ ...req.trailers } as Record<string, string>);
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(`h1 got ${body.length} bytes`);
+  });
+  const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: m.port, method: 'POST', path: '/', headers: { host: 'h1.test', 'transfer-encoding': 'chunked', trailer: 'x-digest' }, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.write('part one, ');
+    req.write('part two');
+    req.addTrailers({ 'x-digest': 'abc' });
+    req.end();
+  });
+  t.equal(chunked.status, 200, 'an HTTP/1.1 chunked request with trailers is served');
+  t.equal(chunked.body, 'h1 got 18 bytes', 'its whole body reached the upstream');
+
+  const s = h2connect(`http://127.0.0.1:${m.port}`);
+  s.on('error', () => undefined);
+  t.teardown(() => s.close());
+  const h2 = await new Promise<number>((resolve, reject) => {
+    const stream = s.request({ ':method': 'POST', ':path': '/', ':authority': 'h1.test' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'x-digest': 'def' }));
+    stream.on('response', (h) => resolve(Number(h[':status'])));
+    stream.on('error', reject);
+    stream.end('h2 body');
+    stream.resume();
+  });
+  t.equal(h2, 200, 'an HTTP/2 request with trailing HEADERS is served');
+  t.same(seenTrailers, [{}, {}], 'the upstream saw no trailers');
+  t.equal(await waitFor(async () => ((await counter(m, 'meridian_request_trailers_dropped_total')) === 2 ? 2 : null), 'both counted'), 2, 'each request whose trailers were dropped is counted');
 });
