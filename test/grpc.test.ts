@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { grpcMessage, grpcStatusFor, isGrpcContentType } from '../src/proxy/grpc.js';
 import { send } from './helpers/client.js';
 import { echoClient, grpc, startEchoServer, type EchoClient, type EchoServer } from './helpers/grpc.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
@@ -125,4 +126,27 @@ t.test("Meridian's own errors are gRPC statuses: unavailable, deadline exceeded,
 
   const plain = await send(s.m.port, { headers: { host: 'nowhere.test' } });
   t.equal(plain.status, 404, 'a request that is not gRPC still gets the plain-text error');
+});
+
+t.test('the gRPC error mapping, message encoding and content types', async (t) => {
+  t.same(
+    [504, 408, 404, 405, 502, 503, 499, 400, 431, 500, 501].map(grpcStatusFor),
+    [4, 4, 12, 12, 14, 14, 1, 13, 13, 13, 13],
+    'timeouts DEADLINE_EXCEEDED, no route UNIMPLEMENTED, upstream and capacity failures UNAVAILABLE, the rest INTERNAL',
+  );
+  t.equal(grpcMessage('Timed out: 100% (café)\n'), 'Timed out: 100%25 (caf%C3%A9)%0A', 'percent-encoded outside printable ASCII, and % itself');
+  for (const type of ['application/grpc', 'application/grpc+proto', 'Application/GRPC+json', 'application/grpc; charset=utf-8']) t.ok(isGrpcContentType(type), `${type} is gRPC`);
+  for (const type of ['application/grpc-web', 'application/grpc-web+proto', 'application/grpcx', 'application/json', 'text/plain']) t.notOk(isGrpcContentType(type), `${type} is not`);
+});
+
+t.test("Meridian's errors on gRPC requests that arrive over HTTP/1.1, and gRPC-Web requests", async (t) => {
+  const s = await setup(t);
+  const grpcOverH1 = await send(s.m.port, { method: 'POST', headers: { host: 'nowhere.test', 'content-type': 'application/grpc' }, body: '' });
+  t.equal(grpcOverH1.status, 200, 'a gRPC status, not an HTTP error');
+  t.equal(grpcOverH1.headers['grpc-status'], '12');
+  t.equal(grpcOverH1.headers['grpc-message'], 'No route matches this host and path');
+  t.equal(grpcOverH1.headers['x-meridian-error'], 'no-route');
+  t.equal(grpcOverH1.text, '', 'no body');
+  const grpcWeb = await send(s.m.port, { method: 'POST', headers: { host: 'nowhere.test', 'content-type': 'application/grpc-web+proto' }, body: '' });
+  t.equal(grpcWeb.status, 404, 'gRPC-Web gets the HTTP error: its clients read statuses from the body and HTTP');
 });

@@ -19,7 +19,9 @@ export const GRPC_STATUS = Object.freeze({ cancelled: 1, deadlineExceeded: 4, un
  * trailers in the body and works over HTTP/1.1 like any other request.
  */
 export function isGrpcContentType(value: string): boolean {
-  if (value.length < 16 || value.slice(0, 16).toLowerCase() !== 'application/grpc') return false;
+  // Read for every request with a Content-Type: the `g` after `application/` rules out nearly all of them without allocating.
+  const g = value.charCodeAt(12);
+  if ((g !== 103 && g !== 71) || value.length < 16 || value.slice(0, 16).toLowerCase() !== 'application/grpc') return false;
   const next = value.charCodeAt(16);
   return Number.isNaN(next) || next === 43 /* + */ || next === 59 /* ; */ || next === 32 /* SP */;
 }
