@@ -1,16 +1,18 @@
 import { readFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { grpcMessage, grpcStatusFor, isGrpcContentType } from '../src/proxy/grpc.js';
 import { send } from './helpers/client.js';
 import { echoClient, grpc, startEchoServer, type EchoClient, type EchoServer } from './helpers/grpc.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
+import { waitFor } from './helpers/poll.js';
 import { makeTestCertificates, type TestCertificates } from './helpers/tls.js';
 
 const REGIONS = { 'eu-west': { location: { lat: 53.35, lon: -6.26 } } };
 
 /** One service per upstream, each on its own host; gRPC servers answer no HTTP health path, so the checks are TCP (and TLS) connects. */
-function routes(h2c: EchoServer, tls: EchoServer, caFile: string): Record<string, unknown> {
+function routes(h2c: EchoServer, tls: EchoServer, caFile: string, second: EchoServer, doomedPort: number): Record<string, unknown> {
   const service = (version: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
     healthCheck: { mode: 'tcp', interval: '200ms', timeout: '200ms' },
     slowStart: '0s',
@@ -22,20 +24,37 @@ function routes(h2c: EchoServer, tls: EchoServer, caFile: string): Record<string
     services: {
       plain: service({ protocol: 'h2c', endpoints: { 'eu-west': [`127.0.0.1:${h2c.port}`] } }),
       secure: service({ protocol: 'h2', tls: { ca: caFile }, endpoints: { 'eu-west': [`https://localhost:${tls.port}`] } }),
-      slow: service({ endpoints: { 'eu-west': [{ address: `127.0.0.1:${h2c.port}`, protocol: 'h2c' }] } }, { timeouts: { request: '300ms' } }),
+      slow: service({ endpoints: { 'eu-west': [{ address: `127.0.0.1:${h2c.port}`, protocol: 'h2c' }, { address: `127.0.0.1:${second.port}`, protocol: 'h2c' }] } }, { timeouts: { request: '300ms' } }),
+      // The doomed endpoint is nearly always picked first; after its first check passed, no check notices it closed.
+      failover: service(
+        { protocol: 'h2c', endpoints: { 'eu-west': [{ address: `127.0.0.1:${doomedPort}`, weight: 1000 }, `127.0.0.1:${second.port}`] } },
+        { healthCheck: { mode: 'tcp', interval: '1h', timeout: '1s' } },
+      ),
     },
     routes: {
       plain: { hosts: ['plain.test'], service: 'plain' },
       secure: { hosts: ['secure.test'], service: 'secure' },
       slow: { hosts: ['slow.test'], service: 'slow' },
+      failover: { hosts: ['failover.test'], service: 'failover' },
     },
   };
+}
+
+/** A TCP listener that passes TCP health checks until it is closed; then its port refuses connections. */
+async function doomedListener(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 interface Setup {
   readonly m: TestMeridian;
   readonly h2c: EchoServer;
   readonly tls: EchoServer;
+  /** A second h2c server: the other endpoint of `slow` and the live one of `failover`. */
+  readonly second: EchoServer;
+  /** The first endpoint of `failover`: healthy at first, then closed by the test. */
+  readonly doomed: { readonly port: number; close(): Promise<void> };
   readonly certs: TestCertificates;
   /** A client speaking to Meridian: h2c on the plaintext listener, or over TLS. */
   client(authority: string, over: 'h2c' | 'tls'): EchoClient;
@@ -49,11 +68,15 @@ t.before(async () => {
 async function setup(t: Test): Promise<Setup> {
   const h2c = await startEchoServer();
   const tls = await startEchoServer({ cert: certs.cert, key: certs.key });
-  t.teardown(() => {
+  const second = await startEchoServer();
+  const doomed = await doomedListener();
+  t.teardown(async () => {
     h2c.kill();
     tls.kill();
+    second.kill();
+    await doomed.close().catch(() => undefined);
   });
-  const m = await startTestMeridian(routes(h2c, tls, certs.caFile), {
+  const m = await startTestMeridian(routes(h2c, tls, certs.caFile, second, doomed.port), {
     proxy: { h2c: true, tls: { listen: '127.0.0.1:0', certificates: [{ cert: join(certs.dir, 'server.pem'), key: join(certs.dir, 'server.key') }] } },
   });
   t.teardown(() => m.close());
@@ -63,6 +86,8 @@ async function setup(t: Test): Promise<Setup> {
     m,
     h2c,
     tls,
+    second,
+    doomed,
     certs,
     client(authority, over) {
       const c = over === 'h2c' ? echoClient(`127.0.0.1:${m.port}`, { authority }) : echoClient(`localhost:${tlsPort}`, { authority, caPem });
@@ -106,12 +131,26 @@ t.test("an upstream's error status and message reach the client", async (t) => {
   }
 });
 
+t.test('a refused connect is retried on another endpoint, as for any POST', async (t) => {
+  const s = await setup(t);
+  const failover = s.m.meridian.applier.current?.services.get('failover')?.versions.get('v1')?.groups[0]?.all ?? [];
+  await waitFor(() => failover.length === 2 && failover.every((ep) => ep.health.state === 'healthy'), 'both failover endpoints checked healthy');
+  await s.doomed.close();
+  const r = await s.client('failover.test', 'h2c').unary({ text: 'still here' });
+  t.equal(r.error, null, 'the call succeeds');
+  t.equal(r.value?.text, 'echo still here');
+  t.equal(s.second.seen.length, 1, 'on the live endpoint');
+  const metrics = await send(s.m.adminPort, { path: '/metrics' });
+  t.match(metrics.text, /meridian_retries_total\{service="failover",reason="upstream-connect-failed"\} 1/, 'after one retry');
+});
+
 t.test("Meridian's own errors are gRPC statuses: unavailable, deadline exceeded, unimplemented", async (t) => {
   const s = await setup(t);
   const timedOut = await s.client('slow.test', 'h2c').unary({ text: 'late', delay_ms: 3_000 });
   t.equal(timedOut.error?.code, grpc.status.DEADLINE_EXCEEDED, 'a request timeout is DEADLINE_EXCEEDED');
   t.same(timedOut.error?.metadata.get('x-meridian-error'), ['upstream-timeout'], 'with the x-meridian-error code');
   t.match(timedOut.error?.details, /did not answer in time/, 'and the reason as grpc-message');
+  t.equal(s.h2c.seen.length + s.second.seen.length, 1, 'a gRPC call is a POST: once sent it is not tried again elsewhere');
 
   const unrouted = await s.client('nowhere.test', 'tls').unary({ text: 'x' });
   t.equal(unrouted.error?.code, grpc.status.UNIMPLEMENTED, 'no route is UNIMPLEMENTED');
