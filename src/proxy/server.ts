@@ -15,6 +15,7 @@ import { RequestResolver, type Rejection, type ResolverOptions, type Target } fr
 import { LOCAL_PASSIVE, type PassiveSink } from './passive-sink.js';
 import { RetryBudget } from './retry-budget.js';
 import type { CertificateSet } from './certificate-set.js';
+import type { TicketKeys } from './ticket-keys.js';
 import { TlsListener } from './tls-listener.js';
 import { DEFAULT_H2_LIMITS, H2Sessions } from './h2.js';
 import { sniffPreface } from './h2c.js';
@@ -24,6 +25,8 @@ import { handleConnect, UpgradeProxy } from './upgrade.js';
 export interface ProxyTlsOptions {
   readonly listen: HostPort;
   readonly certificates: CertificateSet;
+  /** Session ticket keys shared by the node's processes, renewed by the node's owner of them. */
+  readonly ticketKeys: TicketKeys;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** The Strict-Transport-Security value sent on its responses, or null. */
   readonly hsts: string | null;
@@ -58,7 +61,7 @@ function h2Body(req: IncomingMessage): boolean {
 
 /** A TLS listener's settings and certificates as the admin state shows them. */
 export function tlsState(tls: ProxyTlsOptions): Record<string, unknown> {
-  return { listen: formatHostPort(tls.listen), minVersion: tls.minVersion, hsts: tls.hsts, certificates: tls.certificates.state() };
+  return { listen: formatHostPort(tls.listen), minVersion: tls.minVersion, hsts: tls.hsts, ticketKeys: tls.ticketKeys.state(), certificates: tls.certificates.state() };
 }
 
 /**
@@ -129,6 +132,7 @@ export class ProxyServer implements ExchangeHost {
         : new TlsListener({
             listen: tls.listen,
             certificates: tls.certificates,
+            ticketKeys: tls.ticketKeys,
             minVersion: tls.minVersion,
             handshakeTimeoutMs: options.headersTimeoutMs,
             sharing: options.sharing ?? 'own',
@@ -149,9 +153,9 @@ export class ProxyServer implements ExchangeHost {
     return this.#options.tls?.certificates.problems() ?? [];
   }
 
-  /** Shares TLS session ticket keys with the node's other processes (48 bytes). */
+  /** Puts in force the TLS session ticket keys the node's owner of them renewed (48 bytes). */
   setTicketKeys(keys: Buffer): void {
-    this.#tls?.setTicketKeys(keys);
+    this.#options.tls?.ticketKeys.set(keys);
   }
 
   /**
