@@ -51,7 +51,8 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const parser = new RoutingParser();
   const geo = geoDatabasePart(config.geo.mmdb, locator, logger);
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
-  const proxy = new ProxyServer(proxyOptions(config, { tables: applier, locator, metrics, logger }));
+  const proxyConfig = proxyOptions(config, { tables: applier, locator, metrics, logger });
+  const proxy = new ProxyServer(proxyConfig);
   const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, health, locator, metrics, logger });
   const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload: () => source.reload(),
     storeState: () => source.state(),
@@ -78,6 +79,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     },
     { name: 'upstream pools', start: () => undefined, stop: () => upstreams.closeAll(true) },
     { name: 'health checks', start: () => undefined, stop: () => health.close() },
+    { name: 'TLS ticket keys', start: () => proxyConfig.tls?.ticketKeys.startRotating(), stop: () => proxyConfig.tls?.ticketKeys.stop() },
     source,
     {
       name: 'GeoDNS listener',

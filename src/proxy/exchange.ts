@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Origin } from '../geo/origin.js';
@@ -77,7 +77,7 @@ function retryableStatus(status: number): boolean {
 }
 
 const kExchange = Symbol('meridian.exchange');
-type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
+type TaggedResponse = DownstreamResponse & { [kExchange]?: Exchange };
 
 function onResponseClose(this: TaggedResponse): void {
   this[kExchange]?.clientClosed();
@@ -90,8 +90,8 @@ function onResponseClose(this: TaggedResponse): void {
  * upstream request if the client goes away first.
  */
 export class Exchange implements AttemptOwner {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
   readonly plan: ExchangePlan;
   readonly #host: ExchangeHost;
   #body: RequestBody | null = null;
@@ -109,7 +109,7 @@ export class Exchange implements AttemptOwner {
   /** The response went out as one HEADERS frame that ended the stream (gRPC Trailers-Only): nothing more is written. */
   #trailersOnly = false;
 
-  constructor(host: ExchangeHost, req: IncomingMessage, res: ServerResponse, plan: ExchangePlan) {
+  constructor(host: ExchangeHost, req: DownstreamRequest, res: DownstreamResponse, plan: ExchangePlan) {
     this.#host = host;
     this.req = req;
     this.res = res;
@@ -205,7 +205,6 @@ export class Exchange implements AttemptOwner {
       // A gRPC answer with its status in the head has no body: relayed as it came, or the client would not read the status.
       if (this.plan.grpc && isTrailersOnly(headers) && writeTrailersOnly(this.res, statusCode, headers)) {
         this.#trailersOnly = true;
-        this.res.statusCode = statusCode;
         return true;
       }
       this.res.writeHead(statusCode, reason, headers);

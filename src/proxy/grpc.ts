@@ -4,11 +4,11 @@
  * ("Trailers-Only", grpc/doc/PROTOCOL-HTTP2.md), and a client reads it there
  * only when that frame ends the stream. So the two kinds of answer that have
  * no body, an upstream's Trailers-Only answer and Meridian's own errors, are
- * written straight on the HTTP/2 stream with END_STREAM on the HEADERS frame:
- * node:http2's response object would always send an empty DATA frame after.
+ * written as one HEADERS frame with END_STREAM (H2Response.endWithHead), never
+ * a head followed by an empty DATA frame.
  */
-import type { ServerResponse } from 'node:http';
-import type { Http2ServerResponse, OutgoingHttpHeaders } from 'node:http2';
+import type { DownstreamResponse } from './downstream.js';
+import { H2Response } from './h2-messages.js';
 
 /** The gRPC status codes Meridian answers with (grpc/doc/statuscodes.md). */
 export const GRPC_STATUS = Object.freeze({ cancelled: 1, deadlineExceeded: 4, unimplemented: 12, internal: 13, unavailable: 14 });
@@ -27,9 +27,12 @@ export function isGrpcContentType(value: string): boolean {
 }
 
 /** Whether a response answers a gRPC request: read only when Meridian writes an error itself. */
-export function answersGrpc(res: ServerResponse): boolean {
-  const type = (res.req as ServerResponse['req'] | undefined)?.headers['content-type'];
-  return typeof type === 'string' && isGrpcContentType(type);
+export function answersGrpc(res: DownstreamResponse): boolean {
+  const raw = res.req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).length === 12 && (raw[i] as string).toLowerCase() === 'content-type') return isGrpcContentType(raw[i + 1] as string);
+  }
+  return false;
 }
 
 /**
@@ -74,17 +77,9 @@ export function isTrailersOnly(headers: readonly string[]): boolean {
  * the client speaks HTTP/2; returns false (nothing written) for an HTTP/1.x
  * client, which gets the head and an empty body from the caller instead.
  */
-export function writeTrailersOnly(res: ServerResponse, status: number, headers: readonly string[]): boolean {
-  if (!(res.req?.httpVersionMajor >= 2)) return false;
-  const stream = (res as unknown as Http2ServerResponse).stream;
-  const out: OutgoingHttpHeaders = { ':status': status };
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i] as string;
-    const value = headers[i + 1] as string;
-    const previous = out[name];
-    out[name] = previous === undefined ? value : Array.isArray(previous) ? [...previous, value] : [String(previous), value];
-  }
-  stream.respond(out, { endStream: true });
+export function writeTrailersOnly(res: DownstreamResponse, status: number, headers: readonly string[]): boolean {
+  if (!(res instanceof H2Response)) return false;
+  res.endWithHead(status, headers);
   return true;
 }
 
@@ -100,7 +95,7 @@ export interface GrpcErrorInfo {
  * Trailers-Only, `grpc-status` and `grpc-message` from the catalog entry,
  * `x-meridian-error` as on every error; no body. Throws what writing throws.
  */
-export function sendGrpcError(res: ServerResponse, error: GrpcErrorInfo, requestId: string | undefined): void {
+export function sendGrpcError(res: DownstreamResponse, error: GrpcErrorInfo, requestId: string | undefined): void {
   const headers = ['content-type', 'application/grpc', 'grpc-status', String(grpcStatusFor(error.status)), 'grpc-message', grpcMessage(error.message), 'x-meridian-error', error.code];
   if (requestId !== undefined) headers.push('x-request-id', requestId);
   if (writeTrailersOnly(res, 200, headers)) return;
