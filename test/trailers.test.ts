@@ -61,9 +61,9 @@ function h1Request(port: number, host: string, headers: Record<string, string>, 
 }
 
 /** An HTTP/2 request: status, body and the trailing HEADERS. */
-function h2Request(s: ClientHttp2Session, host: string, extra: Record<string, string> = {}): Promise<{ status: number; body: string; trailers: IncomingHttpHeaders | null }> {
+function h2Request(s: ClientHttp2Session, host: string, te = true): Promise<{ status: number; body: string; trailers: IncomingHttpHeaders | null }> {
   return new Promise((resolve, reject) => {
-    const stream = s.request({ ':path': '/', ':authority': host, te: 'trailers', ...extra });
+    const stream = s.request({ ':path': '/', ':authority': host, ...(te ? { te: 'trailers' } : {}) });
     let status = 0;
     let body = '';
     let trailers: IncomingHttpHeaders | null = null;
@@ -101,6 +101,11 @@ t.test('response trailers reach an HTTP/2 client as trailing HEADERS', async (t)
     t.notOk(r.trailers !== null && 'x-meridian-spoofed' in r.trailers, `${host}: without the x-meridian- one`);
     t.match(r.body, /te=trailers$/, `${host}: te: trailers reached the upstream`);
   }
+  const announced = await h2Request(s, 'h1.test', false);
+  t.equal(announced.trailers?.['x-checksum'], 'h1-sum', 'without TE: trailers, trailers the upstream announced (Trailer: x-checksum) still arrive');
+  const unannounced = await h2Request(s, 'h2.test', false);
+  t.equal(unannounced.status, 200, 'a client that did not ask for trailers is served');
+  t.equal(unannounced.trailers, null, 'without the trailers neither asked for nor announced (the stream ended with its body)');
 });
 
 /** The value of a metric without labels on the admin listener. */
