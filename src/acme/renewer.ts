@@ -62,6 +62,8 @@ export class AcmeRenewer {
   #accountKey: string | null = null;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> = Promise.resolve();
+  /** Checks wait for start: before it the listeners cannot answer challenges yet. */
+  #started = false;
   #closed = false;
 
   constructor(options: AcmeRenewerOptions) {
@@ -80,12 +82,13 @@ export class AcmeRenewer {
     } catch (err) {
       this.#options.logger.warn({ err: (err as Error).message }, 'cannot watch the shared ACME certificates; they are read again before each order');
     }
+    this.#started = true;
     this.check();
   }
 
   /** Looks at every name now (after the run in progress), e.g. when the routes changed. */
   check(): void {
-    if (this.#closed) return;
+    if (!this.#started || this.#closed) return;
     this.#running = this.#running.then(() => this.#checkAll()).catch((err: Error) => this.#options.logger.error({ err: err.message }, 'ACME check failed'));
   }
 
