@@ -58,6 +58,10 @@ export class DiskAcmeStore implements AcmeStore {
     return work();
   }
 
+  async shareChallenge(): Promise<void> {
+    // Only this node's listeners answer.
+  }
+
   async watch(): Promise<void> {
     // Nobody else writes here.
   }

@@ -1,13 +1,15 @@
 import { X509Certificate } from 'node:crypto';
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { open, seal, SealError, type SealedKey } from './sealed.js';
-import type { AcmeStore, StoredCertificate } from './store.js';
+import type { AcmeStore, SharedChallenge, StoreEvents, StoredCertificate } from './store.js';
 
 /** Lifetime of the ordering lock when its holder stops renewing it (dies, or loses etcd). */
 const LOCK_TTL_SECONDS = 15;
 /** How long a node waits for another node's order before giving up (its own order is then retried later). */
 const LOCK_WAIT_MS = 180_000;
 const LOCK_POLL_MS = 500;
+/** Lifetime of a shared challenge when its node stops renewing it (an order never waits this long for validation). */
+const CHALLENGE_TTL_SECONDS = 120;
 
 /** What `<prefix>certs/<name>` holds. */
 interface CertValue {
@@ -41,8 +43,10 @@ function parse(key: string, text: string): Record<string, unknown> {
  * `<prefix>acme/account` and `<prefix>certs/<name>` (JSON; private keys
  * sealed with the configured key, see sealed.ts). One node orders at a time,
  * under a lease-held lock at `<prefix>acme/lock` (a dead node's lock expires
- * with its lease). Every node watches `<prefix>certs/`. The store owns its
- * client and closes it.
+ * with its lease). Every node watches `<prefix>certs/`, and answers the
+ * challenges the ordering node publishes under `<prefix>acme/challenges/`
+ * (the CA may validate on any node behind the name; they are held under a
+ * lease so a dead node's challenges vanish). The store owns its client.
  */
 export class EtcdAcmeStore implements AcmeStore {
   readonly where: string;
@@ -50,7 +54,8 @@ export class EtcdAcmeStore implements AcmeStore {
   readonly #prefix: string;
   readonly #key: Buffer;
   readonly #node: string;
-  #watcher: Watcher | null = null;
+  readonly #watchers: Watcher[] = [];
+  readonly #challengeLeases = new Map<string, Lease>();
 
   constructor(client: Etcd3, prefix: string, encryptionKey: Buffer, node: string) {
     this.#client = client;
@@ -108,14 +113,64 @@ export class EtcdAcmeStore implements AcmeStore {
     }
   }
 
-  async watch(onChange: (name: string) => void): Promise<void> {
-    const base = `${this.#prefix}certs/`;
-    this.#watcher = await this.#client.watch().prefix(base).create();
-    this.#watcher.on('put', (kv) => onChange(kv.key.toString().slice(base.length)));
+  async shareChallenge(change: SharedChallenge): Promise<void> {
+    const key = change.kind === 'http' ? `${this.#prefix}acme/challenges/http/${change.token}` : `${this.#prefix}acme/challenges/alpn/${change.name}`;
+    const withdrawn = change.kind === 'http' ? change.keyAuthorization === null : change.pem === null;
+    if (withdrawn) {
+      const lease = this.#challengeLeases.get(key);
+      this.#challengeLeases.delete(key);
+      await (lease === undefined ? this.#client.delete().key(key).then(() => undefined) : lease.revoke());
+      return;
+    }
+    const value =
+      change.kind === 'http'
+        ? { keyAuthorization: change.keyAuthorization }
+        : { cert: change.pem?.cert, key: seal(this.#key, `challenge:${change.name}`, change.pem?.key ?? '') };
+    const lease = this.#client.lease(CHALLENGE_TTL_SECONDS, { autoKeepAlive: true });
+    lease.on('lost', () => this.#challengeLeases.delete(key));
+    this.#challengeLeases.set(key, lease);
+    await lease.put(key).value(JSON.stringify(value));
+  }
+
+  async watch(events: StoreEvents): Promise<void> {
+    const certs = `${this.#prefix}certs/`;
+    const certWatcher = await this.#client.watch().prefix(certs).create();
+    this.#watchers.push(certWatcher);
+    certWatcher.on('put', (kv) => events.certificate(kv.key.toString().slice(certs.length)));
+    const challenges = `${this.#prefix}acme/challenges/`;
+    const challengeWatcher = await this.#client.watch().prefix(challenges).create();
+    this.#watchers.push(challengeWatcher);
+    challengeWatcher.on('put', (kv) => {
+      const change = this.#challenge(kv.key.toString().slice(challenges.length), kv.value.toString());
+      if (change !== null) events.challenge(change);
+    });
+    challengeWatcher.on('delete', (kv) => {
+      const change = this.#challenge(kv.key.toString().slice(challenges.length), null);
+      if (change !== null) events.challenge(change);
+    });
+  }
+
+  /** A shared challenge from its key (below the challenges prefix) and value (null: deleted); null when it is not one. */
+  #challenge(path: string, text: string | null): SharedChallenge | null {
+    const slash = path.indexOf('/');
+    const kind = path.slice(0, slash);
+    const id = path.slice(slash + 1);
+    try {
+      const value = text === null ? null : parse(path, text);
+      if (kind === 'http') return { kind, token: id, keyAuthorization: value === null ? null : String(value.keyAuthorization) };
+      if (kind !== 'alpn') return null;
+      if (value === null) return { kind, name: id, pem: null };
+      if (typeof value.cert !== 'string' || !isSealed(value.key)) return null;
+      return { kind, name: id, pem: { cert: value.cert, key: open(this.#key, `challenge:${id}`, value.key) } };
+    } catch {
+      // A challenge this node cannot read is one it cannot answer; the ordering node's own listeners still do.
+      return null;
+    }
   }
 
   async close(): Promise<void> {
-    await this.#watcher?.cancel().catch(() => undefined);
+    for (const watcher of this.#watchers) await watcher.cancel().catch(() => undefined);
+    for (const lease of this.#challengeLeases.values()) await lease.revoke().catch(() => undefined);
     this.#client.close();
   }
 }

@@ -18,13 +18,19 @@ export interface ChallengeSink {
 /** How long one request to the ACME server may take. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/** acme-client's own retries of a failed request (network error, 429, 5xx): few and short, since the renewer retries whole orders with its own backoff. */
+const CLIENT_RETRIES = { retryMaxAttempts: 2, retryDefaultDelay: 1 };
+
 /**
- * Trust for the directory's HTTPS: the system roots plus `caFile`, for private
- * ACME servers. acme-client keeps one HTTP client per process, and a node
- * talks to one directory, so it is set there once.
+ * acme-client's HTTP settings: a deadline per request, few retries, and trust
+ * for the directory's HTTPS (the system roots plus `caFile`, for private ACME
+ * servers). acme-client keeps one HTTP client per process, and a node talks
+ * to one directory, so they are set there once.
  */
-export function trustDirectoryCa(caFile: string | undefined): void {
+export function configureAcmeClient(caFile: string | undefined): void {
   acme.axios.defaults.timeout = REQUEST_TIMEOUT_MS;
+  const defaults = acme.axios.defaults as { acmeSettings?: Record<string, number> };
+  defaults.acmeSettings = { ...defaults.acmeSettings, ...CLIENT_RETRIES };
   if (caFile === undefined) return;
   acme.axios.defaults.httpsAgent = new Agent({ ca: [...rootCertificates, readFileSync(caFile, 'utf8')], keepAlive: false });
 }

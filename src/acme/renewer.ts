@@ -2,7 +2,7 @@ import type { AcmeConfig } from '../config/static-schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { CertificateError, certificateFromPem, type LoadedCertificate } from '../proxy/certificates.js';
-import { newAccountKey, orderCertificate, trustDirectoryCa, type ChallengeSink } from './order.js';
+import { newAccountKey, orderCertificate, configureAcmeClient, type ChallengeSink } from './order.js';
 import type { AcmeStore, StoredCertificate } from './store.js';
 
 /** setTimeout's longest delay; longer waits are cut to this and checked again. */
@@ -72,13 +72,17 @@ export class AcmeRenewer {
 
   /** Serves the stored certificates, starts watching the store, and starts ordering in the background. */
   async start(): Promise<void> {
-    trustDirectoryCa(this.#options.config.caFile);
+    configureAcmeClient(this.#options.config.caFile);
     const { names, skipped } = this.#options.names();
     this.#skipped = skipped;
     if (skipped.length > 0) this.#options.logger.warn({ hosts: skipped }, 'ACME skips wildcard and IP hosts: http-01 and tls-alpn-01 cannot prove them (give such names certificate files)');
     for (const name of names) await this.#fromStore(name);
+    const { sink, store } = this.#options;
     try {
-      await this.#options.store.watch((name) => void this.#fromStore(name));
+      await store.watch({
+        certificate: (name) => void this.#fromStore(name),
+        challenge: (change) => void (change.kind === 'http' ? sink.http(change.token, change.keyAuthorization) : sink.alpn(change.name, change.pem)),
+      });
     } catch (err) {
       this.#options.logger.warn({ err: (err as Error).message }, 'cannot watch the shared ACME certificates; they are read again before each order');
     }
@@ -210,7 +214,7 @@ export class AcmeRenewer {
         logger.info({ name, challenge: config.challenge, directory: config.directory }, 'ordering an ACME certificate');
         let issued: StoredCertificate;
         try {
-          issued = await orderCertificate({ directory: config.directory, email: config.email, accountKey, challenge: config.challenge, name, sink: this.#options.sink });
+          issued = await orderCertificate({ directory: config.directory, email: config.email, accountKey, challenge: config.challenge, name, sink: this.#sharedSink });
         } catch (err) {
           metrics.acmeOrders.inc({ result: 'failed' });
           throw err;
@@ -230,6 +234,16 @@ export class AcmeRenewer {
       logger.warn({ name, err: state.lastError, retryInMs: waitMs }, 'ACME order failed; retrying later');
     }
   }
+
+  /** Challenges go to this node's listeners and, in a fleet, to every other node's (the CA may validate on any of them). */
+  readonly #sharedSink: ChallengeSink = {
+    http: async (token, keyAuthorization) => {
+      await Promise.all([this.#options.sink.http(token, keyAuthorization), this.#options.store.shareChallenge({ kind: 'http', token, keyAuthorization })]);
+    },
+    alpn: async (name, pem) => {
+      await Promise.all([this.#options.sink.alpn(name, pem), this.#options.store.shareChallenge({ kind: 'alpn', name, pem })]);
+    },
+  };
 
   /** The account key: the stored one, else a new one (stored before first use, so one account serves every order). */
   async #account(): Promise<string> {

@@ -4,6 +4,19 @@ export interface StoredCertificate {
   readonly key: string;
 }
 
+/** A pending challenge as the nodes of a fleet share it (a null answer withdraws it). */
+export type SharedChallenge =
+  | { readonly kind: 'http'; readonly token: string; readonly keyAuthorization: string | null }
+  | { readonly kind: 'alpn'; readonly name: string; readonly pem: StoredCertificate | null };
+
+/** What a store reports of other nodes' work. */
+export interface StoreEvents {
+  /** Another node stored a certificate for `name`. */
+  certificate(name: string): void;
+  /** Another node's order has (or no longer has) a challenge pending: the CA may validate on any node. */
+  challenge(change: SharedChallenge): void;
+}
+
 /**
  * Where a node keeps its ACME account key and certificates: files on disk
  * (one node), or etcd (the fleet shares them; see etcd-store.ts).
@@ -19,7 +32,9 @@ export interface AcmeStore {
   save(name: string, cert: StoredCertificate): Promise<void>;
   /** Runs `work` while no other node orders (a fleet-wide lock); alone, at once. */
   exclusive<T>(work: () => Promise<T>): Promise<T>;
-  /** Calls `onChange` with each name whose certificate another node stored (never for a lone node). */
-  watch(onChange: (name: string) => void): Promise<void>;
+  /** Publishes a pending challenge to the other nodes (a lone node has nobody to tell). */
+  shareChallenge(change: SharedChallenge): Promise<void>;
+  /** Reports what other nodes store and publish (never for a lone node). */
+  watch(events: StoreEvents): Promise<void>;
   close(): Promise<void>;
 }
