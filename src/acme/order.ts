@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Agent } from 'node:https';
+import { Agent, get } from 'node:https';
+import { get as getPlain } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import acme from 'acme-client';
 import type { StoredCertificate } from './store.js';
@@ -57,6 +58,30 @@ export interface OrderRequest {
  * listeners, then the issued chain. The challenge is withdrawn whatever happens.
  */
 export async function orderCertificate(request: OrderRequest): Promise<StoredCertificate> {
+  try {
+    return await order(request);
+  } catch (err) {
+    // acme-client loses the cause of a network failure (it reports a TypeError about a missing response): find it.
+    if (err instanceof TypeError && /reading 'config'/.test(err.message)) throw new Error(`cannot reach the ACME server ${request.directory}: ${await probe(request.directory)}`);
+    throw err;
+  }
+}
+
+/** What fetching `url` fails with (or "answers" when it does not fail), with the trust acme-client uses. */
+function probe(url: string): Promise<string> {
+  return new Promise((resolve) => {
+    const agent = acme.axios.defaults.httpsAgent as Agent | undefined;
+    const req = url.startsWith('https:') ? get(url, { agent, timeout: REQUEST_TIMEOUT_MS }) : getPlain(url, { timeout: REQUEST_TIMEOUT_MS });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(`it answers ${res.statusCode ?? '?'} now; the request failed earlier`);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS / 1000} s`)));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+async function order(request: OrderRequest): Promise<StoredCertificate> {
   const client = new acme.Client({ directoryUrl: request.directory, accountKey: request.accountKey, backoffAttempts: 8, backoffMin: 500, backoffMax: 10_000 });
   const key = (await acme.crypto.createPrivateEcdsaKey()).toString();
   const [, csr] = await acme.crypto.createCsr({ commonName: request.name, altNames: [request.name] }, key);
