@@ -102,7 +102,8 @@ export class TlsListener {
   /** ALPN with ACME: `acme-tls/1` only for a name with a pending challenge (its certificate follows in the SNI callback). */
   #alpn(challenges: AcmeChallenges, servername: string, protocols: readonly string[]): string | undefined {
     this.#alpnChallenge = null;
-    if (protocols.includes(ACME_TLS_ALPN) && challenges.alpnContext(servername) !== undefined) {
+    // RFC 8737 validation always sends the name; without one there is nothing to answer.
+    if (typeof servername === 'string' && protocols.includes(ACME_TLS_ALPN) && challenges.alpnContext(servername) !== undefined) {
       this.#alpnChallenge = servername;
       return ACME_TLS_ALPN;
     }
