@@ -215,6 +215,7 @@ t.test('a fleet on one etcd: each name ordered once, served by every node; a wro
   await client.put(`${prefix}regions/eu-west`).value(JSON.stringify({ location: { lat: 53.35, lon: -6.26 } }));
   await client.put(`${prefix}services/web`).value(JSON.stringify({ versions: { stable: { endpoints: { 'eu-west': [`127.0.0.1:${up.port}`] } } } }));
   await client.put(`${prefix}routes/web`).value(JSON.stringify({ hosts: names, pathPrefix: '/', service: 'web' }));
+  const failures: string[] = [];
   const node = (name: string, listen: Ports | null, key: string): Promise<TestMeridian> =>
     startTestMeridian({}, {
       node: { name },
@@ -223,12 +224,13 @@ t.test('a fleet on one etcd: each name ordered once, served by every node; a wro
         tls: { listen: listen === null ? '127.0.0.1:0' : `127.0.0.1:${listen.tls}`, acme: { directory: pebble.directory, email: 'ops@example.test', caFile: pebble.caFile, encryptionKey: key, retryAfter: '1s' } },
       },
       store: { file: undefined, etcd: { endpoints: [etcd.url], prefix } },
-    });
+    }, { onLog: (line) => void (line.msg === 'ACME order failed; retrying later' && failures.push(`${name}: ${String(line.err)}`)) });
   const [a, b] = await Promise.all([node('node-a', ports, keyFile), node('node-b', null, keyFile)]);
   t.teardown(() => Promise.all([a.close(), b.close()]));
   for (const name of names) for (const m of [a, b]) await issued(m.adminPort, name, 40_000);
   const total = (await orders(a.adminPort, 'issued')) + (await orders(b.adminPort, 'issued'));
   t.equal(total, names.length, 'each name was ordered exactly once across the fleet');
+  t.same(failures, [], 'no order failed: a node finding the lock taken waits for it');
   const bTls = b.meridian.tlsAddress?.port as number;
   for (const name of names) {
     t.ok((await curlHttps(name, ports.tls, pebble.rootsFile)).ok, `node A serves ${name}`);

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import type { Etcd3, Lease, Watcher } from 'etcd3';
+import { EtcdLockFailedError, type Etcd3, type Lease, type Watcher } from 'etcd3';
 import { open, seal, SealError, type SealedKey } from './sealed.js';
 import type { AcmeStore, SharedChallenge, StoreEvents, StoredCertificate } from './store.js';
 
@@ -100,7 +100,7 @@ export class EtcdAcmeStore implements AcmeStore {
       try {
         await lock.acquire();
       } catch (err) {
-        if ((err as Error).name !== 'EtcdLockFailedError') throw err;
+        if (!(err instanceof EtcdLockFailedError)) throw err;
         if (Date.now() > deadline) throw new Error(`another node has held the ACME lock ${this.#prefix}acme/lock for ${LOCK_WAIT_MS / 1000} s`);
         await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
         continue;
