@@ -59,9 +59,9 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
   const challenges = config.proxy.tls?.acme === undefined ? null : new AcmeChallenges();
   const placeholder: PemPair | null = config.proxy.tls?.certificates.length === 0 ? await makePlaceholderPem() : null;
-  const proxyOpts = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
-  const proxy = new ProxyServer(proxyOpts);
-  const certificates = proxyOpts.tls?.certificates;
+  const proxyConfig = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
+  const proxy = new ProxyServer(proxyConfig);
+  const certificates = proxyConfig.tls?.certificates;
   acme =
     challenges === null || certificates === undefined
       ? null
@@ -92,6 +92,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     },
     { name: 'upstream pools', start: () => undefined, stop: () => upstreams.closeAll(true) },
     { name: 'health checks', start: () => undefined, stop: () => health.close() },
+    { name: 'TLS ticket keys', start: () => proxyConfig.tls?.ticketKeys.startRotating(), stop: () => proxyConfig.tls?.ticketKeys.stop() },
     source,
     {
       name: 'GeoDNS listener',

@@ -80,4 +80,13 @@ t.test('apply, get, weights, drain against a real etcd', async (t) => {
   t.same(drained.versions.canary.endpoints['eu-west'], [{ address: '127.0.0.1:7111', drain: true }, '127.0.0.1:7112']);
   t.match((await runCli(['undrain', 'region', 'us-east', ...e])).stdout, /undrained/);
   t.equal((await runCli(['drain', 'endpoint', '10.9.9.9:1', ...e])).code, 1, 'an endpoint no service lists is an error');
+
+  // An https:// endpoint is found by its host:port too, and keeps its scheme.
+  await client.put('/meridian/services/secure').value(JSON.stringify({ versions: { stable: { endpoints: { 'eu-west': ['https://127.0.0.1:7443', '127.0.0.1:7444'] } } } }));
+  const tlsDrain = await runCli(['drain', 'endpoint', '127.0.0.1:7443', ...e]);
+  t.equal(tlsDrain.code, 0, tlsDrain.stderr);
+  const secure = JSON.parse((await client.get('/meridian/services/secure').string()) ?? '{}') as { versions: { stable: { endpoints: { 'eu-west': unknown[] } } } };
+  t.same(secure.versions.stable.endpoints['eu-west'], [{ address: 'https://127.0.0.1:7443', drain: true }, '127.0.0.1:7444'], 'drain endpoint HOST:PORT matches https://HOST:PORT and keeps the scheme');
+  t.equal((await runCli(['undrain', 'endpoint', 'https://127.0.0.1:7443', ...e])).code, 0, 'and the full URL matches it exactly');
+  t.equal((await runCli(['drain', 'endpoint', 'http://127.0.0.1:7443', ...e])).code, 1, 'a scheme given must match');
 });

@@ -208,3 +208,94 @@ function silentClientClosed(port: number): Promise<boolean> {
     });
   });
 }
+
+t.test('HTTP/2 responses: repeated fields, HEAD and 204 without a body, 103 and 100 interim heads, a response cut short resets the stream, a client reset aborts the upstream', async (t) => {
+  const node = await start(t);
+  const s = session(node);
+  t.teardown(() => s.close());
+  let upstreamClosed = 0;
+  node.up.handle((req, res) => {
+    if (req.url === '/cookies') {
+      res.writeHead(200, [['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['keep-alive', 'timeout=5'], ['x-two', 'one'], ['x-two', 'two']].flat());
+      res.end('ok');
+    } else if (req.url === '/empty') {
+      res.writeHead(204);
+      res.end();
+    } else if (req.url === '/hints') {
+      res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+      setTimeout(() => res.end('after hints'), 20);
+    } else if (req.url === '/cut') {
+      res.writeHead(200, { 'content-length': '100000' });
+      res.write('x'.repeat(1000));
+      setTimeout(() => res.socket?.destroy(), 50);
+    } else if (req.url === '/hang') {
+      res.on('close', () => upstreamClosed++);
+    } else {
+      res.end(req.method === 'HEAD' ? undefined : 'body');
+    }
+  });
+
+  const cookies = await request(s, { ':path': '/cookies' });
+  t.equal(cookies.status, 200);
+  t.same(cookies.headers['set-cookie'], ['a=1', 'b=2'], 'repeated Set-Cookie fields stay separate');
+  t.equal(cookies.headers['x-two'], 'one, two', 'other repeated fields arrive (node:http2 joins them for the reader)');
+  t.equal(cookies.headers['keep-alive'], undefined, 'a connection-specific field of the upstream is not sent on HTTP/2');
+  t.equal(cookies.body, 'ok');
+
+  const head = await request(s, { ':method': 'HEAD', ':path': '/' });
+  t.equal(head.status, 200, 'HEAD is answered');
+  t.equal(head.body, '', 'without a body');
+  const empty = await request(s, { ':path': '/empty' });
+  t.equal(empty.status, 204, '204 ends the stream with its head');
+
+  const informational: number[] = [];
+  const hinted = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const stream = s.request({ ':path': '/hints' });
+    let status = 0;
+    let body = '';
+    stream.on('headers', (h) => informational.push(Number(h[':status'])));
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', (d: Buffer) => (body += d.toString()));
+    stream.on('end', () => resolve({ status, body }));
+    stream.on('error', reject);
+  });
+  t.same(informational, [103], 'the upstream 103 Early Hints reaches the client as an interim head');
+  t.same(hinted, { status: 200, body: 'after hints' });
+
+  const continued = await new Promise<{ interim: number[]; status: number }>((resolve, reject) => {
+    const stream = s.request({ ':method': 'POST', ':path': '/', expect: '100-continue', 'content-length': '4' }, { endStream: false });
+    const interim: number[] = [];
+    stream.on('continue', () => {
+      interim.push(100);
+      stream.end('data');
+    });
+    stream.on('response', (h) => {
+      stream.resume();
+      stream.on('end', () => resolve({ interim, status: Number(h[':status']) }));
+    });
+    stream.on('error', reject);
+  });
+  t.same(continued, { interim: [100], status: 200 }, 'Expect: 100-continue gets 100, then the body is sent and answered');
+
+  const cut = await new Promise<{ status: number; bytes: number; rst: number }>((resolve) => {
+    const stream = s.request({ ':path': '/cut' });
+    let status = 0;
+    let bytes = 0;
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', (d: Buffer) => (bytes += d.length));
+    stream.on('error', () => undefined);
+    stream.on('close', () => resolve({ status, bytes, rst: stream.rstCode ?? -1 }));
+  });
+  t.equal(cut.status, 200);
+  t.ok(cut.bytes < 100_000, `the client got part of the body (${cut.bytes} bytes)`);
+  t.equal(cut.rst, constants.NGHTTP2_INTERNAL_ERROR, `(rst ${cut.rst}) and a reset stream, not a clean end: it knows the response is incomplete`);
+
+  const hang = s.request({ ':path': '/hang' });
+  hang.on('error', () => undefined);
+  await waitFor(() => node.up.seen.some((r) => r.url === '/hang'), 'the request to reach the upstream');
+  hang.close(constants.NGHTTP2_CANCEL);
+  await waitFor(() => upstreamClosed === 1, 'the upstream request to be aborted when the client resets its stream');
+  t.equal(upstreamClosed, 1, 'a client reset aborts the upstream request');
+  const after = await request(s, { ':path': '/after' });
+  t.equal(after.status, 200, 'and the session serves on');
+});

@@ -282,3 +282,59 @@ t.test('two workers terminate TLS; a session resumes on either worker (shared ti
   const state = await getJson<{ tls: { certificates: { names: string[] }[] } }>(proc.adminPort, '/api/v1/state');
   t.same(state.tls.certificates.map((c) => c.names), [['a.example.test'], ['*.b.example.test']], 'the primary shows the certificates the workers serve');
 });
+
+t.test('ticket keys are renewed every ticketKeyRotation on every worker: a ticket from before a renewal makes a full handshake, new ones resume anywhere', async (t) => {
+  const f = fixture(t);
+  const up = await startUpstream('up');
+  t.teardown(() => up.kill());
+  writeFileSync(join(f.dir, 'routes.yaml'), JSON.stringify(simpleRoutes({ 'eu-west': [up.address] })));
+  const config = join(f.dir, 'meridian.json');
+  const write = (rotation: string): void =>
+    writeFileSync(config, JSON.stringify({ proxy: { listen: '127.0.0.1:0', debugHeaders: true, tls: { listen: '127.0.0.1:0', certificates: [f.a], ticketKeyRotation: rotation } }, admin: { listen: '127.0.0.1:0' }, store: { file: join(f.dir, 'routes.yaml'), snapshot: join(f.dir, 's.json') } }));
+
+  write('500ms');
+  const refused = await runCli(['start', '--config', config, '--log-level', 'silent']);
+  t.equal(refused.code, 1, 'a rotation shorter than 1s is refused');
+  t.match(refused.stderr, /proxy\.tls\.ticketKeyRotation.*at least 1s/);
+
+  write('4s');
+  const proc = await spawnMeridian(['start', '--config', config, '--workers', '2', '--log-level', 'info']);
+  t.teardown(() => proc.stop('SIGKILL'));
+  const started = proc.logs.find((l) => l.msg === 'meridian started') as { tls?: { port: number } };
+  const port = started.tls?.port;
+  if (port === undefined) throw new Error('no TLS address in the start line');
+  const since = async (): Promise<string> => (await getJson<{ tls: { ticketKeys: { rotateEveryMs: number; inForceSince: string } } }>(proc.adminPort, '/api/v1/state')).tls.ticketKeys.inForceSince;
+  /** Waits for the next renewal (seen in the primary's state), then a moment for the workers to hear of it. */
+  const nextRenewal = async (): Promise<void> => {
+    const before = await since();
+    await waitFor(async () => (await since()) !== before, 'the ticket keys to be renewed', 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  };
+  const state = await getJson<{ tls: { ticketKeys: { rotateEveryMs: number } } }>(proc.adminPort, '/api/v1/state');
+  t.equal(state.tls.ticketKeys.rotateEveryMs, 4000, 'the state shows the rotation period (and never the keys)');
+  t.notMatch(JSON.stringify(state), /"keys"/);
+
+  await nextRenewal();
+  const old = (await tlsGet(port, f.ca.cert)).session;
+  const workers = new Set<string>();
+  let resumed = 0;
+  for (let i = 0; i < 4; i++) {
+    const again = await tlsGet(port, f.ca.cert, old);
+    workers.add(again.worker);
+    if (again.reused) resumed++;
+  }
+  t.equal(resumed, 4, 'within a period a ticket resumes');
+  await nextRenewal();
+  const stale = await tlsGet(port, f.ca.cert, old);
+  t.notOk(stale.reused, 'after a renewal the old ticket no longer resumes (a full handshake, and the request is served)');
+  let fresh = stale.session;
+  let resumedAfter = 0;
+  for (let i = 0; i < 6; i++) {
+    const next = await tlsGet(port, f.ca.cert, fresh);
+    workers.add(next.worker);
+    if (next.reused) resumedAfter++;
+    fresh = next.session ?? fresh;
+  }
+  t.equal(resumedAfter, 6, `a ticket under the new keys resumes (${resumedAfter} of 6)`);
+  t.equal(workers.size, 2, `on both workers (${[...workers].join(', ')})`);
+});

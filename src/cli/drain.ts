@@ -7,6 +7,11 @@ import { USAGE } from './help.js';
 type EndpointEntry = string | { address: string; weight?: number; drain?: boolean };
 type ServiceJson = { versions?: Record<string, { endpoints?: Record<string, EndpointEntry[]> }> };
 
+/** Whether an endpoint entry is the one NAME means: the same text, or, for a NAME without a scheme, the same host:port under either scheme. */
+function isEndpoint(entryAddress: string, name: string): boolean {
+  return entryAddress === name || (!name.includes('://') && entryAddress.replace(/^https?:\/\//, '') === name);
+}
+
 /** Sets drain on every entry of `address` in a service; returns whether any entry matched. */
 function drainEndpoint(spec: ServiceJson, address: string, drain: boolean): boolean {
   let found = false;
@@ -14,9 +19,9 @@ function drainEndpoint(spec: ServiceJson, address: string, drain: boolean): bool
     for (const list of Object.values(version.endpoints ?? {})) {
       list.forEach((entry, i) => {
         const entryAddress = typeof entry === 'string' ? entry : entry.address;
-        if (entryAddress !== address) return;
+        if (!isEndpoint(entryAddress, address)) return;
         found = true;
-        list[i] = typeof entry === 'string' ? { address, drain } : { ...entry, drain };
+        list[i] = typeof entry === 'string' ? { address: entry, drain } : { ...entry, drain };
       });
     }
   }

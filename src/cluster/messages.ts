@@ -40,6 +40,12 @@ export interface ListenMessage {
   readonly ticketKeys: Uint8Array | null;
 }
 
+/** The TLS session ticket keys were renewed: put these in force (48 bytes). */
+export interface TicketKeysMessage {
+  readonly type: 'ticket-keys';
+  readonly keys: Uint8Array;
+}
+
 /** Stop taking traffic: drain for `delayMs`, let requests finish for up to `timeoutMs`, then exit. */
 export interface DrainMessage {
   readonly type: 'drain';
@@ -67,7 +73,7 @@ export interface AcmeMessage {
 }
 
 /** Everything the primary sends a worker. */
-export type ToWorker = TableMessage | HealthMessage | ListenMessage | DrainMessage | MetricsRequest | AcmeMessage;
+export type ToWorker = TableMessage | HealthMessage | ListenMessage | TicketKeysMessage | DrainMessage | MetricsRequest | AcmeMessage;
 
 /** A worker is up and waits for its table and where to listen. */
 export interface ReadyMessage {

@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { AdminServer } from '../admin/server.js';
@@ -87,6 +86,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
   const parser = new RoutingParser();
   // Read here too: a node does not start on an unusable certificate, and the state shows what the workers serve.
   const tls = tlsOptions(config, null, logger, config.proxy.tls?.certificates.length === 0 ? await makePlaceholderPem() : null);
+  tls?.ticketKeys.onChange((keys) => pool?.broadcast({ type: 'ticket-keys', keys } satisfies ToWorker));
   // The primary orders; the workers answer the challenges and serve what it issues.
   const relay = new AcmeRelay(() => pool);
   acme =
@@ -130,7 +130,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     proxyPort: config.proxy.listen.port,
     dnsPort: config.dns?.listen.port ?? null,
     tlsPort: config.proxy.tls?.listen.port ?? null,
-    ticketKeys: config.proxy.tls === undefined ? null : randomBytes(48),
+    ticketKeys: () => tls?.ticketKeys.current ?? null,
     ownSockets: sharing === 'reuseport',
     logger,
     // The health now, not as it was at the swap: flips since then were broadcast before this worker could hear them.
@@ -158,6 +158,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     },
     { name: 'health checks', start: () => undefined, stop: () => health.close() },
     { name: 'certificate files', start: () => tls?.certificates.watch(), stop: () => tls?.certificates.close() },
+    { name: 'TLS ticket keys', start: () => tls?.ticketKeys.startRotating(), stop: () => tls?.ticketKeys.stop() },
     source,
     {
       name: 'workers',

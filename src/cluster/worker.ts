@@ -121,6 +121,9 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
         return;
       case 'listen':
         return listen(message);
+      case 'ticket-keys':
+        proxy.setTicketKeys(Buffer.from(message.keys));
+        return;
       case 'metrics':
         send({ type: 'metrics', id: message.id, metrics: await metrics.registry.getMetricsAsJSON() });
         return;

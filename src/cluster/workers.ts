@@ -11,8 +11,8 @@ export interface WorkerPoolOptions {
   readonly proxyPort: number;
   readonly dnsPort: number | null;
   readonly tlsPort: number | null;
-  /** TLS session ticket keys for every worker (48 bytes), null without TLS. */
-  readonly ticketKeys: Uint8Array | null;
+  /** The TLS session ticket keys in force for every worker (48 bytes), null without TLS. */
+  ticketKeys(): Uint8Array | null;
   /**
    * Whether the other workers bind the port the first one got (each binds its own
    * socket with SO_REUSEPORT); through the primary, every worker asks for the
@@ -172,7 +172,7 @@ export class WorkerPool {
     switch (message.type) {
       case 'ready':
         for (const initial of this.#options.initial()) worker.send(initial);
-        worker.send({ type: 'listen', proxyPort: this.#ports.proxy, dnsPort: this.#ports.dns, tlsPort: this.#ports.tls, ticketKeys: this.#options.ticketKeys } satisfies ToWorker);
+        worker.send({ type: 'listen', proxyPort: this.#ports.proxy, dnsPort: this.#ports.dns, tlsPort: this.#ports.tls, ticketKeys: this.#options.ticketKeys() } satisfies ToWorker);
         return;
       case 'listening':
         state.listening = true;

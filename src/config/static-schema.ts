@@ -69,6 +69,8 @@ const tlsSchema = z
     /** PEM files: a certificate (with its chain) and its private key; the first is served to clients that send no matching name. */
     certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).default([]),
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /** How often the session ticket keys are renewed (a ticket from before a renewal no longer resumes). */
+    ticketKeyRotation: durationMs.refine((ms) => ms >= 1000, 'must be at least 1s').default(3_600_000),
     hsts: hstsSchema.optional(),
     acme: acmeSchema.optional(),
   })

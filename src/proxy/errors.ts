@@ -1,6 +1,7 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { classifyTransportError, type PassiveSignal, type TransportFailure } from '../net/failures.js';
+import type { DownstreamResponse } from './downstream.js';
 
 /** Who caused an error: the client, the upstream, or Meridian itself. */
 export type ErrorSource = 'client' | 'upstream' | 'internal';
@@ -91,7 +92,7 @@ export function reasonPhrase(status: number): string {
  * cut the connection. Never throws: if even the error cannot be written, the
  * connection is cut.
  */
-export function sendError(res: ServerResponse, error: ProxyError, requestId: string | undefined, closeConnection = false): void {
+export function sendError(res: DownstreamResponse, error: ProxyError, requestId: string | undefined, closeConnection = false): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -106,7 +107,7 @@ export function sendError(res: ServerResponse, error: ProxyError, requestId: str
   if (requestId !== undefined) headers.push('x-request-id', requestId);
   if (error.status === 503) headers.push('retry-after', '1');
   // HTTP/2 has no Connection header: a draining node closes its sessions with GOAWAY instead.
-  if (closeConnection && !(res.req?.httpVersionMajor >= 2)) headers.push('connection', 'close');
+  if (closeConnection && res.req.httpVersionMajor < 2) headers.push('connection', 'close');
   try {
     // The reason phrase is passed explicitly: a failed writeHead leaves its own
     // (possibly invalid) statusMessage on the response, which would be reused.

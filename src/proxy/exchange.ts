@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Origin } from '../geo/origin.js';
@@ -74,7 +74,7 @@ function retryableStatus(status: number): boolean {
 }
 
 const kExchange = Symbol('meridian.exchange');
-type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
+type TaggedResponse = DownstreamResponse & { [kExchange]?: Exchange };
 
 function onResponseClose(this: TaggedResponse): void {
   this[kExchange]?.clientClosed();
@@ -87,8 +87,8 @@ function onResponseClose(this: TaggedResponse): void {
  * upstream request if the client goes away first.
  */
 export class Exchange implements AttemptOwner {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
   readonly plan: ExchangePlan;
   readonly #host: ExchangeHost;
   #body: RequestBody | null = null;
@@ -104,7 +104,7 @@ export class Exchange implements AttemptOwner {
   #clientGone = false;
   #earlyHints = 0;
 
-  constructor(host: ExchangeHost, req: IncomingMessage, res: ServerResponse, plan: ExchangePlan) {
+  constructor(host: ExchangeHost, req: DownstreamRequest, res: DownstreamResponse, plan: ExchangePlan) {
     this.#host = host;
     this.req = req;
     this.res = res;

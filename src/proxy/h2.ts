@@ -1,8 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, constants, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import { createServer, constants, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { H2Request, H2Response } from './h2-messages.js';
 
 /** Limits a client's HTTP/2 connection is held to. */
 export interface H2Limits {
@@ -21,8 +21,8 @@ export const DEFAULT_H2_LIMITS: H2Limits = { maxConcurrentStreams: 128, maxHeade
 /**
  * The HTTP/2 side of the proxy listeners: connections whose client chose h2
  * (ALPN, or the h2c preface) become sessions whose requests go to `onRequest`,
- * the same request path as HTTP/1.1 (node:http2's compatibility objects stand
- * in for node:http's). Abuse is cut per connection: a client resetting streams
+ * the same request path as HTTP/1.1 (Meridian's thin request and response over
+ * each stream stand in for node:http's). Abuse is cut per connection: a client resetting streams
  * faster than the limit, flooding SETTINGS or PING frames, or sending frames
  * that break the protocol loses its connection alone, and it is counted.
  */
@@ -31,7 +31,7 @@ export class H2Sessions {
   readonly #sessions = new Set<Http2Session>();
   readonly #metrics: Metrics;
 
-  constructor(limits: H2Limits, onRequest: (req: IncomingMessage, res: ServerResponse) => void, metrics: Metrics, logger: Logger) {
+  constructor(limits: H2Limits, onRequest: (req: H2Request, res: H2Response, expectContinue: boolean) => void, metrics: Metrics, logger: Logger) {
     this.#metrics = metrics;
     this.server = createServer({
       settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderListSize, enablePush: false },
@@ -41,8 +41,11 @@ export class H2Sessions {
       maxSessionInvalidFrames: 100,
       maxSessionRejectedStreams: 100,
     });
-    // The compatibility objects offer what the request path uses of node:http's (raw headers, writeHead with a flat array, streaming, 'close').
-    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+    // No 'request' listener: node:http2 then leaves out its compatibility layer, which costs more than the proxying around it.
+    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      const req = new H2Request(stream, headers, rawHeaders);
+      onRequest(req, new H2Response(req), headers.expect === '100-continue');
+    });
     this.server.on('session', (session: Http2Session) => this.#track(session, limits, logger));
     this.server.on('sessionError', () => this.#metrics.h2SessionsClosed.inc({ reason: 'protocol-error' }));
   }

@@ -4,6 +4,7 @@ import { PrefixMap } from '../net/prefix-map.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { CertificateSet } from './certificate-set.js';
+import { TicketKeys } from './ticket-keys.js';
 import type { TableReader } from './resolve.js';
 import type { ProxyOptions, ProxyTlsOptions } from './server.js';
 import type { AcmeChallenges } from './acme-challenges.js';
@@ -22,7 +23,7 @@ function hstsValue(hsts: NonNullable<NonNullable<StaticConfig['proxy']['tls']>['
 export function tlsOptions(config: StaticConfig, metrics: Metrics | null, logger: Logger, placeholder: PemPair | null = null): ProxyTlsOptions | undefined {
   const tls = config.proxy.tls;
   if (tls === undefined) return undefined;
-  return { listen: tls.listen, certificates: new CertificateSet(tls, logger, metrics, placeholder), minVersion: tls.minVersion, hsts: tls.hsts === undefined ? null : hstsValue(tls.hsts) };
+  return { listen: tls.listen, certificates: new CertificateSet(tls, logger, metrics, placeholder), ticketKeys: new TicketKeys(tls.ticketKeyRotation), minVersion: tls.minVersion, hsts: tls.hsts === undefined ? null : hstsValue(tls.hsts) };
 }
 
 /** The proxy listener's settings from the static configuration, with the collaborators every node gives it. */

@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import type { DownstreamRequest } from './downstream.js';
 
 /** Largest request body kept in memory so that a failed try can send it again. */
 export const REPLAY_LIMIT = 64 * 1024;
@@ -11,7 +11,7 @@ export const REPLAY_LIMIT = 64 * 1024;
  * has started reading it, which is the case after a failed connect.
  */
 export class RequestBody {
-  readonly #req: IncomingMessage;
+  readonly #req: DownstreamRequest;
   readonly #chunks: Buffer[] = [];
   #bytes = 0;
   #complete = false;
@@ -19,12 +19,12 @@ export class RequestBody {
   #failed: Error | null = null;
   #attached: BodyStream | null = null;
 
-  private constructor(req: IncomingMessage) {
+  private constructor(req: DownstreamRequest) {
     this.#req = req;
   }
 
   /** A body streamed to the first try as it arrives, nothing held back: sent again only if no try has read it. */
-  static streamed(req: IncomingMessage): RequestBody {
+  static streamed(req: DownstreamRequest): RequestBody {
     return new RequestBody(req);
   }
 
@@ -32,7 +32,7 @@ export class RequestBody {
    * Reads the body up to the replay limit (at once when Content-Length says it
    * is larger). Resolves when the body is complete, past the limit, or broken.
    */
-  static async read(req: IncomingMessage, contentLength: number | null): Promise<RequestBody> {
+  static async read(req: DownstreamRequest, contentLength: number | null): Promise<RequestBody> {
     const body = new RequestBody(req);
     if (contentLength !== null && contentLength > REPLAY_LIMIT) return body;
     await new Promise<void>((resolve) => {

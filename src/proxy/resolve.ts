@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { clientAddress, plainAddress, type ClientAddress } from '../geo/client-address.js';
 import type { Locator } from '../geo/locator.js';
@@ -9,6 +8,7 @@ import type { PrefixMap } from '../net/prefix-map.js';
 import type { Metrics, RequestSeries } from '../observability/metrics.js';
 import { selectEndpoint } from '../routing/select.js';
 import type { Endpoint, Route, RoutingTable, Version } from '../routing/table.js';
+import type { DownstreamRequest } from './downstream.js';
 import { ERRORS, type ProxyError } from './errors.js';
 import { keepsRequestId, restoreHeld, setHeader, type RequestHead } from './headers.js';
 import { needsNormalising, normalisePath, splitAbsoluteForm, type EscapedSlashes } from './request-target.js';
@@ -112,7 +112,7 @@ export class RequestResolver {
    * and target, match the route, split the version, steer to a region, pick an
    * endpoint.
    */
-  resolve(req: IncomingMessage, head: RequestHead, peer: Peer): Target | Rejection {
+  resolve(req: DownstreamRequest, head: RequestHead, peer: Peer): Target | Rejection {
     if (head.error !== null) return { error: head.error, series: this.#unrouted };
     if (req.rawHeaders.length > 2 * this.#options.maxHeaders) return { error: ERRORS.tooManyHeaders, series: this.#unrouted };
     const table = this.#options.tables.current;

@@ -15,8 +15,11 @@ import { RequestResolver, type Rejection, type ResolverOptions, type Target } fr
 import { LOCAL_PASSIVE, type PassiveSink } from './passive-sink.js';
 import { RetryBudget } from './retry-budget.js';
 import type { CertificateSet } from './certificate-set.js';
+import type { TicketKeys } from './ticket-keys.js';
 import { TlsListener } from './tls-listener.js';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 import { DEFAULT_H2_LIMITS, H2Sessions } from './h2.js';
+import { H2Request } from './h2-messages.js';
 import { sniffPreface } from './h2c.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
 import type { AcmeChallenges } from './acme-challenges.js';
@@ -25,6 +28,8 @@ import type { AcmeChallenges } from './acme-challenges.js';
 export interface ProxyTlsOptions {
   readonly listen: HostPort;
   readonly certificates: CertificateSet;
+  /** Session ticket keys shared by the node's processes, renewed by the node's owner of them. */
+  readonly ticketKeys: TicketKeys;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** The Strict-Transport-Security value sent on its responses, or null. */
   readonly hsts: string | null;
@@ -55,13 +60,13 @@ export interface ProxyOptions extends ResolverOptions {
 }
 
 /** Whether an HTTP/2 request has a body: its HEADERS frame did not end the stream (no Content-Length needed). */
-function h2Body(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+function h2Body(req: DownstreamRequest): boolean {
+  return req instanceof H2Request && req.hasBody;
 }
 
 /** A TLS listener's settings and certificates as the admin state shows them. */
 export function tlsState(tls: ProxyTlsOptions): Record<string, unknown> {
-  return { listen: formatHostPort(tls.listen), minVersion: tls.minVersion, hsts: tls.hsts, certificates: tls.certificates.state() };
+  return { listen: formatHostPort(tls.listen), minVersion: tls.minVersion, hsts: tls.hsts, ticketKeys: tls.ticketKeys.state(), certificates: tls.certificates.state() };
 }
 
 /**
@@ -116,7 +121,7 @@ export class ProxyServer implements ExchangeHost {
       options.metrics.openConnections.inc();
       socket.once('close', () => options.metrics.openConnections.dec());
     });
-    this.#h2 = new H2Sessions(DEFAULT_H2_LIMITS, (req, res) => this.#handle(req, res, req.headers.expect === '100-continue'), options.metrics, options.logger);
+    this.#h2 = new H2Sessions(DEFAULT_H2_LIMITS, (req, res, expectContinue) => this.#handle(req, res, expectContinue), options.metrics, options.logger);
     this.#plain =
       options.h2c === true
         ? createNetServer({ noDelay: true }, (socket) =>
@@ -134,6 +139,7 @@ export class ProxyServer implements ExchangeHost {
         : new TlsListener({
             listen: tls.listen,
             certificates: tls.certificates,
+            ticketKeys: tls.ticketKeys,
             minVersion: tls.minVersion,
             handshakeTimeoutMs: options.headersTimeoutMs,
             sharing: options.sharing ?? 'own',
@@ -155,9 +161,9 @@ export class ProxyServer implements ExchangeHost {
     return this.#options.tls?.certificates.problems() ?? [];
   }
 
-  /** Shares TLS session ticket keys with the node's other processes (48 bytes). */
+  /** Puts in force the TLS session ticket keys the node's owner of them renewed (48 bytes). */
   setTicketKeys(keys: Buffer): void {
-    this.#tls?.setTicketKeys(keys);
+    this.#options.tls?.ticketKeys.set(keys);
   }
 
   /**
@@ -258,7 +264,7 @@ export class ProxyServer implements ExchangeHost {
     return new Promise<void>((resolve) => (this.#drained = resolve));
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+  #handle(req: DownstreamRequest, res: DownstreamResponse, expectContinue: boolean): void {
     // ACME HTTP-01 comes before routing and redirects; skipped unless an order waits for validation.
     if (this.#acme?.httpPending === true && this.#answerChallenge(req, res, this.#acme)) return;
     const startedAt = performance.now();
@@ -305,7 +311,7 @@ export class ProxyServer implements ExchangeHost {
     sendRawError(socket, error);
   }
 
-  #reject(res: ServerResponse, rejection: Rejection, startedAt: number, expectContinue: boolean, requestId: string): void {
+  #reject(res: DownstreamResponse, rejection: Rejection, startedAt: number, expectContinue: boolean, requestId: string): void {
     // A body in a coding Meridian cannot read cannot be skipped reliably either: close.
     const close = expectContinue || this.#draining || rejection.error === ERRORS.unsupportedTransferCoding;
     sendError(res, rejection.error, requestId, close);
@@ -313,7 +319,7 @@ export class ProxyServer implements ExchangeHost {
   }
 
   /** Answers a pending HTTP-01 token with its key authorization; false when the request asks for something else. */
-  #answerChallenge(req: IncomingMessage, res: ServerResponse, acme: AcmeChallenges): boolean {
+  #answerChallenge(req: DownstreamRequest, res: DownstreamResponse, acme: AcmeChallenges): boolean {
     const answer = req.method === 'GET' || req.method === 'HEAD' ? acme.httpAnswer(req.url) : undefined;
     if (answer === undefined) return false;
     res.writeHead(200, ['content-type', 'application/octet-stream', 'content-length', String(Buffer.byteLength(answer)), 'cache-control', 'no-store']);
@@ -322,7 +328,7 @@ export class ProxyServer implements ExchangeHost {
   }
 
   /** 308 to the same URL on the TLS listener: the method and body are to be sent again as they were. */
-  #redirect(res: ServerResponse, target: Target, startedAt: number, requestId: string): void {
+  #redirect(res: DownstreamResponse, target: Target, startedAt: number, requestId: string): void {
     const host = normaliseHost(target.host as string);
     const port = this.#httpsPort === 443 ? '' : `:${this.#httpsPort}`;
     res.writeHead(308, ['location', `https://${host}${port}${target.url}`, 'content-length', '0', 'x-request-id', requestId, ...(this.#draining && res.req.httpVersionMajor < 2 ? ['connection', 'close'] : [])]);

@@ -5,11 +5,14 @@ import type { Metrics } from '../observability/metrics.js';
 import type { CertificateIndex } from './certificates.js';
 import type { CertificateSet } from './certificate-set.js';
 import { ACME_TLS_ALPN, type AcmeChallenges } from './acme-challenges.js';
+import type { TicketKeys } from './ticket-keys.js';
 
 /** Settings of the TLS listener. */
 export interface TlsListenerOptions {
   readonly listen: HostPort;
   readonly certificates: CertificateSet;
+  /** Session ticket keys shared by the node's processes; followed as they are renewed. */
+  readonly ticketKeys: TicketKeys;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** The whole handshake must finish within this time (a slow or silent client is cut). */
   readonly handshakeTimeoutMs: number;
@@ -44,7 +47,6 @@ export class TlsListener {
   readonly server: Server;
   readonly #options: TlsListenerOptions;
   #index: CertificateIndex;
-  #ticketKeys: Buffer | null = null;
   /**
    * The name a TLS-ALPN-01 validation connection asked for: OpenSSL calls the
    * ALPN callback and then the certificate (SNI) callback for the same
@@ -80,19 +82,15 @@ export class TlsListener {
       this.#index = index;
       // A new context comes with new ticket keys: the node's shared ones are put back.
       this.server.setSecureContext(this.#ownContext());
-      if (this.#ticketKeys !== null) this.server.setTicketKeys(this.#ticketKeys);
+      this.server.setTicketKeys(options.ticketKeys.current);
     });
+    this.server.setTicketKeys(options.ticketKeys.current);
+    options.ticketKeys.onChange((keys) => this.server.setTicketKeys(keys));
   }
 
   /** Starts listening (on `port` instead of the configured one when given); resolves with the bound address. */
   listen(port = this.#options.listen.port): Promise<AddressInfo> {
     return listenOn(this.server, this.#options.listen.host, port, this.#options.sharing);
-  }
-
-  /** Session ticket keys shared by every process of a node, so a session resumes on any of them (48 bytes). */
-  setTicketKeys(keys: Buffer): void {
-    this.#ticketKeys = keys;
-    this.server.setTicketKeys(keys);
   }
 
   /** Stops accepting; resolves once every connection it accepted has closed. */
