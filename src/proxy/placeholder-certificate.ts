@@ -1,13 +1,9 @@
-import { webcrypto, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import * as x509 from '@peculiar/x509';
 import type { LoadedCertificate } from './certificates.js';
+import { selfSignedPem, type PemPair } from './self-signed.js';
 
-/** A certificate and its key as PEM text. */
-export interface PemPair {
-  readonly cert: string;
-  readonly key: string;
-}
+export type { PemPair } from './self-signed.js';
 
 /**
  * A self-signed certificate for `meridian.invalid`, made in memory: what the
@@ -15,25 +11,8 @@ export interface PemPair {
  * issued one yet. Clients refuse it (it names no real host and nobody signed
  * it), so a handshake fails cleanly instead of the listener having nothing.
  */
-export async function makePlaceholderPem(): Promise<PemPair> {
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
-  const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: now.toString(16),
-      name: 'CN=meridian.invalid',
-      notBefore: new Date(now - 60_000),
-      notAfter: new Date(now + 365 * 24 * 3_600_000),
-      keys,
-      signingAlgorithm: algorithm,
-      extensions: [new x509.BasicConstraintsExtension(false, undefined, true)],
-    },
-    webcrypto as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[1],
-  );
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
-  return { cert: cert.toString('pem'), key };
+export function makePlaceholderPem(): Promise<PemPair> {
+  return selfSignedPem({ dnsNames: ['meridian.invalid'], days: 365 });
 }
 
 /** The placeholder as a loaded certificate: it answers no name, only clients nothing else matches. */
