@@ -79,9 +79,10 @@ export class AcmeRenewer {
     for (const name of names) await this.#fromStore(name);
     const { sink, store } = this.#options;
     try {
+      const failed = (what: string) => (err: Error) => this.#options.logger.error({ err: err.message, what }, 'ACME: a change from the store could not be applied');
       await store.watch({
-        certificate: (name) => void this.#fromStore(name),
-        challenge: (change) => void (change.kind === 'http' ? sink.http(change.token, change.keyAuthorization) : sink.alpn(change.name, change.pem)),
+        certificate: (name) => this.#fromStore(name).catch(failed(`certificate ${name}`)),
+        challenge: (change) => Promise.resolve(change.kind === 'http' ? sink.http(change.token, change.keyAuthorization) : sink.alpn(change.name, change.pem)).catch(failed('challenge')),
       });
     } catch (err) {
       this.#options.logger.warn({ err: (err as Error).message }, 'cannot watch the shared ACME certificates; they are read again before each order');
