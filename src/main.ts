@@ -15,6 +15,10 @@ import { TableApplier } from './store/applier.js';
 import { geoDatabasePart } from './geo/attach.js';
 import { proxyOptions } from './proxy/options.js';
 import { routingSourcePart, sourceOrigin } from './store/routing-source.js';
+import { acmePart, acmeRenewer, localChallengeSink } from './acme/part.js';
+import type { AcmeRenewer } from './acme/renewer.js';
+import { AcmeChallenges } from './proxy/acme-challenges.js';
+import { makePlaceholderPem, type PemPair } from './proxy/placeholder-certificate.js';
 
 /** Options of a Meridian instance besides its static configuration. */
 export interface StartOptions {
@@ -47,17 +51,26 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const locator = new Locator(config.geo.networks, config.node);
   const origin = sourceOrigin(config);
   const health = new HealthRegistry({ activeChecks: true, logger, metrics });
-  const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin });
+  // Route hosts may be the ACME names: a new table may bring a name to order.
+  let acme: AcmeRenewer | null = null;
+  const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin, onSwap: () => acme?.check() });
   const parser = new RoutingParser();
   const geo = geoDatabasePart(config.geo.mmdb, locator, logger);
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
-  const proxyConfig = proxyOptions(config, { tables: applier, locator, metrics, logger });
+  const challenges = config.proxy.tls?.acme === undefined ? null : new AcmeChallenges();
+  const placeholder: PemPair | null = config.proxy.tls?.certificates.length === 0 ? await makePlaceholderPem() : null;
+  const proxyConfig = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
   const proxy = new ProxyServer(proxyConfig);
+  const certificates = proxyConfig.tls?.certificates;
+  acme =
+    challenges === null || certificates === undefined
+      ? null
+      : acmeRenewer(config, { table: () => applier.current, sink: localChallengeSink(challenges), install: (name, cert) => certificates.setIssued(name, cert), metrics, logger });
   const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, health, locator, metrics, logger });
   const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload: () => source.reload(),
     storeState: () => source.state(),
-    partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geo.state() === null ? {} : { geo: geo.state() }), ...(config.proxy.tls === undefined ? {} : { tls: proxy.tlsState() }) }),
-    partErrors: () => proxy.tlsProblems(),
+    partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geo.state() === null ? {} : { geo: geo.state() }), ...(config.proxy.tls === undefined ? {} : { tls: { ...proxy.tlsState(), ...(acme === null ? {} : { acme: acme.state() }) } }) }),
+    partErrors: () => [...proxy.tlsProblems(), ...(acme?.problems() ?? [])],
   });
   const bound: { proxy?: AddressInfo; admin?: AddressInfo; dns?: AddressInfo; tls?: AddressInfo | null } = {};
   const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
@@ -100,6 +113,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
         await proxy.close(timeoutMs, delayMs);
       },
     },
+    acmePart(acme),
   ]);
   const { proxy: proxyAddress, admin: adminAddress, dns: dnsAddress = null, tls: tlsAddress = null } = bound;
   if (proxyAddress === undefined || adminAddress === undefined) throw new Error('the listeners started without an address');

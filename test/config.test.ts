@@ -87,6 +87,9 @@ t.test('flags override the file and their errors name the flag', async (t) => {
   t.same(problems({ store: { file: 'a.yaml' } }, { listen: 'nowhere' }), ['--listen: "nowhere" has no port (expected host:port)']);
   t.same(problems({ store: { file: 'a.yaml' } }, { etcdPrefix: '/x/' }), ['--etcd-prefix: needs an etcd store (--etcd or store.etcd)']);
   t.same(problems({ store: { file: 'a.yaml' } }, { dnsListen: ':53' }), ['--dns-listen: needs a dns section with zones in the config file']);
+  t.same(problems({ store: { file: 'a.yaml' } }, { tlsListen: ':8443' }), ['--tls-listen: needs a proxy.tls section with certificates (or acme) in the config file']);
+  t.same(problems({ store: { file: 'a.yaml' }, proxy: { tls: { certificates: [{ cert: 'c', key: 'k' }] } } }, { tlsListen: 'nowhere' }), ['--tls-listen: "nowhere" has no port (expected host:port)']);
+  t.equal(buildStaticConfig({ store: { file: 'a.yaml' }, proxy: { tls: { certificates: [{ cert: 'c', key: 'k' }] } } }, { tlsListen: '127.0.0.1:9443' }).proxy.tls?.listen.port, 9443, '--tls-listen sets proxy.tls.listen');
   t.same(problems({}, { routes: 'a.yaml', etcd: 'http://x:1' }), ['--routes: cannot be combined with --etcd']);
   t.same(problems({ store: { file: 'a.yaml' } }, { etcd: 'ftp://x' }), ['--etcd[0]: expected an http:// or https:// URL']);
 });

@@ -35,6 +35,7 @@ export const START_FLAGS = {
   etcd: { type: 'string' },
   'etcd-prefix': { type: 'string' },
   'dns-listen': { type: 'string' },
+  'tls-listen': { type: 'string' },
   'node-name': { type: 'string' },
   region: { type: 'string' },
   'log-level': { type: 'string' },

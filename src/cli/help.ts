@@ -28,6 +28,7 @@ Options:
       --etcd URL[,URL]     etcd endpoints                       (store.etcd.endpoints)
       --etcd-prefix P      etcd key prefix                      (store.etcd.prefix)
       --dns-listen ADDR    GeoDNS listener                      (dns.listen)
+      --tls-listen ADDR    HTTPS listener                       (proxy.tls.listen)
       --node-name NAME     this node's name                     (node.name)
       --region NAME        region this node sits in             (node.region)
       --workers N|auto     data-plane worker processes          (proxy.workers)
@@ -40,7 +41,9 @@ SIGTERM or SIGINT stops gracefully: readyz turns 503, requests in flight finish.
 
 Like "meridian start", and also starts a small HTTP server for every loopback
 endpoint of the routing table, answering with its region and version, so the
-router can be tried without any real upstream. Takes the options of "start".
+router can be tried without any real upstream. A certificate of proxy.tls whose
+files are both missing is made self-signed for localhost, so HTTPS works at once.
+Takes the options of "start".
 `,
   validate: `Usage: meridian validate FILE [--kind routes|config]
 

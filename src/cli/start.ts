@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { portSharing, startPrimary, workerCount } from '../cluster/primary.js';
 import { runWorker } from '../cluster/worker.js';
 import { loadStaticConfig } from '../config/static-load.js';
+import { makeDemoCertificates } from '../demo/certificate.js';
 import { startDemoRegions } from '../demo/regions.js';
 import { startMeridian } from '../main.js';
 import { createLogger, LOG_LEVELS } from '../observability/logger.js';
@@ -24,6 +25,7 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     etcd: values.etcd,
     etcdPrefix: values['etcd-prefix'],
     dnsListen: values['dns-listen'],
+    tlsListen: values['tls-listen'],
     nodeName: values['node-name'],
     region: values.region,
     workers: values.workers,
@@ -35,6 +37,7 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     await runWorker(config, logger.child({ worker: id }), portSharing(config), id, workerCount(config));
     return new Promise<number>(() => undefined);
   }
+  if (demo) await makeDemoCertificates(config, logger);
   const regions = demo ? await startDemoRegions(config.store.file as string, logger) : null;
   let meridian;
   try {

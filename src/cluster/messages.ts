@@ -59,8 +59,21 @@ export interface MetricsRequest {
   readonly id: number;
 }
 
+/** A change of what the listeners answer for ACME: a pending challenge, or an issued certificate. */
+export type AcmeChange =
+  | { readonly kind: 'http'; readonly token: string; readonly keyAuthorization: string | null }
+  | { readonly kind: 'alpn'; readonly name: string; readonly pem: { readonly cert: string; readonly key: string } | null }
+  | { readonly kind: 'certificate'; readonly name: string; readonly cert: string; readonly key: string };
+
+/** Apply an ACME change and answer with an AcmeAppliedMessage of the same id (0: no answer awaited). */
+export interface AcmeMessage {
+  readonly type: 'acme';
+  readonly id: number;
+  readonly change: AcmeChange;
+}
+
 /** Everything the primary sends a worker. */
-export type ToWorker = TableMessage | HealthMessage | ListenMessage | TicketKeysMessage | DrainMessage | MetricsRequest;
+export type ToWorker = TableMessage | HealthMessage | ListenMessage | TicketKeysMessage | DrainMessage | MetricsRequest | AcmeMessage;
 
 /** A worker is up and waits for its table and where to listen. */
 export interface ReadyMessage {
@@ -100,8 +113,14 @@ export interface MetricsReply {
   readonly metrics: MetricObjectWithValues<MetricValue<string>>[];
 }
 
+/** A worker applied an ACME change. */
+export interface AcmeAppliedMessage {
+  readonly type: 'acme-applied';
+  readonly id: number;
+}
+
 /** Everything a worker sends the primary. */
-export type ToPrimary = ReadyMessage | ListeningMessage | AppliedMessage | PassiveMessage | MetricsReply;
+export type ToPrimary = ReadyMessage | ListeningMessage | AppliedMessage | PassiveMessage | MetricsReply | AcmeAppliedMessage;
 
 /** Whether an IPC message is one of the worker protocol's (not prom-client's or Node's own). */
 export function isProtocolMessage<T extends { type: string }>(message: unknown): message is T {

@@ -20,6 +20,10 @@ import { WorkerPool } from './workers.js';
 import { tlsOptions } from '../proxy/options.js';
 import { tlsState } from '../proxy/server.js';
 import { routingSourcePart, sourceOrigin } from '../store/routing-source.js';
+import { acmePart, acmeRenewer } from '../acme/part.js';
+import type { AcmeRenewer } from '../acme/renewer.js';
+import { makePlaceholderPem } from '../proxy/placeholder-certificate.js';
+import { AcmeRelay } from './acme-relay.js';
 
 /** How many data-plane workers a configuration asks for. */
 export function workerCount(config: StaticConfig): number {
@@ -65,12 +69,39 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     };
     pool?.broadcast(latest);
   };
-  const applier = new TableApplier({ runtime: controlRuntime(health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin, onSwap: broadcastTable });
+  let acme: AcmeRenewer | null = null;
+  const applier = new TableApplier({
+    runtime: controlRuntime(health),
+    metrics,
+    logger,
+    node: locator.node,
+    snapshotPath: config.store.snapshot,
+    origin,
+    onSwap: (table, snapshot) => {
+      broadcastTable(table, snapshot);
+      acme?.check();
+    },
+  });
   health.onChange((changed) => pool?.broadcast({ type: 'health', views: [changed.view()] } satisfies ToWorker));
   const parser = new RoutingParser();
   // Read here too: a node does not start on an unusable certificate, and the state shows what the workers serve.
-  const tls = tlsOptions(config, null, logger);
+  const tls = tlsOptions(config, null, logger, config.proxy.tls?.certificates.length === 0 ? await makePlaceholderPem() : null);
   tls?.ticketKeys.onChange((keys) => pool?.broadcast({ type: 'ticket-keys', keys } satisfies ToWorker));
+  // The primary orders; the workers answer the challenges and serve what it issues.
+  const relay = new AcmeRelay(() => pool);
+  acme =
+    tls === undefined
+      ? null
+      : acmeRenewer(config, {
+          table: () => applier.current,
+          sink: relay,
+          install(name, cert) {
+            tls.certificates.setIssued(name, cert);
+            relay.certificate(name, cert.pem);
+          },
+          metrics,
+          logger,
+        });
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
   let draining = false;
   const aggregatedMetrics = async (): Promise<string> => {
@@ -91,8 +122,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     metricsText: aggregatedMetrics,
     reload: () => source.reload(),
     storeState: () => source.state(),
-    partsState: () => ({ workers: pool?.state() ?? [], ...(tls === undefined ? {} : { tls: tlsState(tls) }) }),
-    partErrors: () => tls?.certificates.problems() ?? [],
+    partsState: () => ({ workers: pool?.state() ?? [], ...(tls === undefined ? {} : { tls: { ...tlsState(tls), ...(acme === null ? {} : { acme: acme.state() }) } }) }),
+    partErrors: () => [...(tls?.certificates.problems() ?? []), ...(acme?.problems() ?? [])],
   });
   const workers = new WorkerPool({
     count: workerCount(config),
@@ -103,7 +134,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     ownSockets: sharing === 'reuseport',
     logger,
     // The health now, not as it was at the swap: flips since then were broadcast before this worker could hear them.
-    initial: () => (latest === null ? [] : [{ ...latest, health: health.views() }]),
+    initial: () => [...relay.messages(), ...(latest === null ? [] : [{ ...latest, health: health.views() }])],
     onMessage(_worker, message) {
       if (message.type !== 'passive') return;
       const ep = endpointOf(applier.current, message);
@@ -143,6 +174,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
         await workers.drain(delayMs, timeoutMs);
       },
     },
+    acmePart(acme),
   ]);
   const { admin: adminAddress, proxy: proxyAddress, dns: dnsAddress = null, tls: tlsAddress = null } = bound;
   if (adminAddress === undefined || proxyAddress === undefined) throw new Error('the listeners started without an address');

@@ -16,9 +16,12 @@ import { UpstreamRegistry } from '../proxy/upstream.js';
 import { share } from '../routing/compile.js';
 import type { Endpoint } from '../routing/table.js';
 import { TableApplier } from '../store/applier.js';
-import { isProtocolMessage, type ToPrimary, type ToWorker } from './messages.js';
+import { isProtocolMessage, type AcmeChange, type ToPrimary, type ToWorker } from './messages.js';
 import { geoDatabasePart } from '../geo/attach.js';
 import { proxyOptions } from '../proxy/options.js';
+import { AcmeChallenges } from '../proxy/acme-challenges.js';
+import { CertificateError, certificateFromPem } from '../proxy/certificates.js';
+import { makePlaceholderPem } from '../proxy/placeholder-certificate.js';
 
 /** The worker's end of the IPC channel. */
 function send(message: ToPrimary): void {
@@ -55,7 +58,24 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
   const health = new HealthRegistry({ activeChecks: false, mirror: true, logger, metrics });
   const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: null, origin: 'primary', processes });
   const decoder = new DocumentDecoder();
-  const proxy = new ProxyServer({ ...proxyOptions(config, { tables: applier, locator, metrics, logger }), sharing, worker, passive: REMOTE_PASSIVE });
+  const tls = config.proxy.tls;
+  const challenges = tls?.acme === undefined ? null : new AcmeChallenges();
+  const placeholder = tls?.certificates.length === 0 ? await makePlaceholderPem() : null;
+  const options = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
+  const proxy = new ProxyServer({ ...options, sharing, worker, passive: REMOTE_PASSIVE });
+  /** Applies what the primary's ACME orders say: a challenge to answer, or a certificate to serve. */
+  const acme = (change: AcmeChange): void => {
+    if (change.kind === 'http') challenges?.setHttp(change.token, change.keyAuthorization);
+    else if (change.kind === 'alpn') challenges?.setAlpn(change.name, change.pem);
+    else if (options.tls !== undefined) {
+      try {
+        options.tls.certificates.setIssued(change.name, certificateFromPem({ cert: `acme:${change.name}`, key: `acme:${change.name}` }, change.cert, change.key, options.tls.minVersion));
+      } catch (err) {
+        if (!(err instanceof CertificateError)) throw err;
+        logger.error({ name: change.name, err: err.message }, 'ACME certificate from the primary cannot be served; the one before stays');
+      }
+    }
+  };
   let drain = { delayMs: 0, timeoutMs: config.proxy.shutdownTimeout };
   const lifecycle = new Lifecycle(logger);
   const listen = async (message: Extract<ToWorker, { type: 'listen' }>): Promise<void> => {
@@ -107,6 +127,10 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
       case 'metrics':
         send({ type: 'metrics', id: message.id, metrics: await metrics.registry.getMetricsAsJSON() });
         return;
+      case 'acme':
+        acme(message.change);
+        if (message.id !== 0) send({ type: 'acme-applied', id: message.id });
+        return;
       case 'drain':
         drain = { delayMs: message.delayMs, timeoutMs: message.timeoutMs };
         await lifecycle.stop();
@@ -117,8 +141,8 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
   let queue: Promise<void> = Promise.resolve();
   process.on('message', (message: unknown) => {
     if (!isProtocolMessage<ToWorker>(message)) return;
-    // Metrics are answered at once: they must not wait behind a large table.
-    if (message.type === 'metrics') {
+    // Metrics and ACME challenges are answered at once: they must not wait behind a large table.
+    if (message.type === 'metrics' || message.type === 'acme') {
       void handle(message);
       return;
     }

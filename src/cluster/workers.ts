@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Logger } from '../observability/logger.js';
-import { isProtocolMessage, type ListeningMessage, type ToPrimary, type ToWorker } from './messages.js';
+import { isProtocolMessage, type AcmeChange, type ListeningMessage, type ToPrimary, type ToWorker } from './messages.js';
 
 /** Settings of a node's worker processes. */
 export interface WorkerPoolOptions {
@@ -44,6 +44,8 @@ const BACKOFF_MAX_MS = 5_000;
 const STABLE_MS = 30_000;
 /** How long a metrics request waits for the workers' answers. */
 const METRICS_TIMEOUT_MS = 2_000;
+/** How long an ACME change waits for the workers to apply it. */
+const ACME_TIMEOUT_MS = 5_000;
 
 /**
  * The data-plane workers of a node: started with their table before they
@@ -58,6 +60,8 @@ export class WorkerPool {
   #stopping = false;
   #backoffMs = BACKOFF_MIN_MS;
   #metricsId = 0;
+  #acmeId = 0;
+  readonly #acmeWaiting = new Map<number, () => void>();
   readonly #metricsWaiting = new Map<number, (worker: Worker, metrics: MetricObjectWithValues<MetricValue<string>>[]) => void>();
 
   constructor(options: WorkerPoolOptions) {
@@ -115,6 +119,24 @@ export class WorkerPool {
     return answers;
   }
 
+  /** Sends an ACME change to every worker; resolves once each has applied it (a worker that does not answer in time is left out). */
+  async acme(change: AcmeChange): Promise<void> {
+    const id = ++this.#acmeId;
+    const expected = [...this.#workers.keys()].filter((w) => w.isConnected());
+    if (expected.length === 0) return;
+    await new Promise<void>((resolve) => {
+      let left = expected.length;
+      const timer = setTimeout(resolve, ACME_TIMEOUT_MS);
+      this.#acmeWaiting.set(id, () => {
+        if (--left > 0) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      for (const worker of expected) worker.send({ type: 'acme', id, change } satisfies ToWorker);
+    });
+    this.#acmeWaiting.delete(id);
+  }
+
   /** Drains every worker (see DrainMessage) and resolves when all have exited; stragglers are killed. */
   async drain(delayMs: number, timeoutMs: number): Promise<void> {
     this.#stopping = true;
@@ -165,6 +187,9 @@ export class WorkerPool {
         break;
       case 'metrics':
         this.#metricsWaiting.get(message.id)?.(worker, message.metrics);
+        return;
+      case 'acme-applied':
+        this.#acmeWaiting.get(message.id)?.();
         return;
       default:
         break;

@@ -11,6 +11,7 @@ export interface StaticFlags {
   etcd?: string | undefined;
   etcdPrefix?: string | undefined;
   dnsListen?: string | undefined;
+  tlsListen?: string | undefined;
   nodeName?: string | undefined;
   workers?: string | undefined;
   region?: string | undefined;
@@ -34,6 +35,7 @@ const FLAG_PATHS: ReadonlyArray<[keyof StaticFlags, string, string]> = [
   ['etcd', '--etcd', 'store.etcd.endpoints'],
   ['etcdPrefix', '--etcd-prefix', 'store.etcd.prefix'],
   ['dnsListen', '--dns-listen', 'dns.listen'],
+  ['tlsListen', '--tls-listen', 'proxy.tls.listen'],
   ['nodeName', '--node-name', 'node.name'],
   ['workers', '--workers', 'proxy.workers'],
   ['region', '--region', 'node.region'],
@@ -65,6 +67,11 @@ function applyFlags(doc: RawObject, flags: StaticFlags): ConfigIssue[] {
   if (flags.dnsListen !== undefined) {
     if (doc.dns === undefined) issues.push({ path: '--dns-listen', message: 'needs a dns section with zones in the config file' });
     else section(doc, 'dns').listen = flags.dnsListen;
+  }
+  if (flags.tlsListen !== undefined) {
+    const proxy = section(doc, 'proxy');
+    if (proxy.tls === undefined) issues.push({ path: '--tls-listen', message: 'needs a proxy.tls section with certificates (or acme) in the config file' });
+    else section(proxy, 'tls').listen = flags.tlsListen;
   }
   return issues;
 }

@@ -33,16 +33,48 @@ const hstsSchema = z
     path: ['preload'],
   });
 
-/** The TLS listener: HTTPS beside the plaintext listener, on the same request path. */
-const tlsSchema = z.strictObject({
-  listen: listenAddress.default({ host: '0.0.0.0', port: 8443 }),
-  /** PEM files: a certificate (with its chain) and its private key; the first is served to clients that send no matching name. */
-  certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).min(1, 'give at least one certificate'),
-  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-  /** How often the session ticket keys are renewed (a ticket from before a renewal no longer resumes). */
-  ticketKeyRotation: durationMs.refine((ms) => ms >= 1000, 'must be at least 1s').default(3_600_000),
-  hsts: hstsSchema.optional(),
+/** A host name a certificate can be ordered for by HTTP-01 or TLS-ALPN-01 (no wildcard: those need DNS-01). */
+const acmeName = z
+  .string()
+  .regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$/i, 'expected a host name such as www.example.com (wildcards cannot be proven by http-01 or tls-alpn-01)')
+  .transform((name) => name.toLowerCase().replace(/\.$/, ''));
+
+/** Certificates ordered and renewed by ACME (RFC 8555), beside or instead of certificate files. */
+const acmeSchema = z.strictObject({
+  /** The ACME server's directory URL (for example Let's Encrypt's). */
+  directory: z.url({ protocol: /^https?$/, error: 'expected the https:// URL of an ACME directory' }),
+  /** Contact address registered with the account. */
+  email: z.email(),
+  /** Names to order one certificate each for; absent: the exact host names of the routes (wildcard hosts are skipped). */
+  names: z.array(acmeName).min(1).optional(),
+  challenge: z.enum(['http-01', 'tls-alpn-01']).default('http-01'),
+  /** Directory of the account key and certificates without etcd; default `.meridian/<node.name>/acme`. */
+  storage: z.string().min(1).optional(),
+  /** How long before expiry a certificate is renewed (a third of its lifetime when that is shorter). */
+  renewBefore: positiveDurationMs.default(30 * 24 * 3_600_000),
+  /** Extra CA (PEM) trusted for the directory's HTTPS, for private ACME servers. */
+  caFile: z.string().min(1).optional(),
+  /** File holding the 32-byte key (64 hex digits or base64) that encrypts private keys stored in etcd; required with store.etcd. */
+  encryptionKey: z.string().min(1).optional(),
+  /** How often every certificate is looked at (besides a timer for the next renewal). */
+  checkInterval: positiveDurationMs.default(3_600_000),
+  /** Wait after a failed order, doubled on each further failure up to checkInterval. */
+  retryAfter: positiveDurationMs.default(60_000),
 });
+
+/** The TLS listener: HTTPS beside the plaintext listener, on the same request path. */
+const tlsSchema = z
+  .strictObject({
+    listen: listenAddress.default({ host: '0.0.0.0', port: 8443 }),
+    /** PEM files: a certificate (with its chain) and its private key; the first is served to clients that send no matching name. */
+    certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).default([]),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /** How often the session ticket keys are renewed (a ticket from before a renewal no longer resumes). */
+    ticketKeyRotation: durationMs.refine((ms) => ms >= 1000, 'must be at least 1s').default(3_600_000),
+    hsts: hstsSchema.optional(),
+    acme: acmeSchema.optional(),
+  })
+  .refine((tls) => tls.certificates.length > 0 || tls.acme !== undefined, { message: 'give at least one certificate (or acme)', path: ['certificates'] });
 
 const proxySchema = z.strictObject({
   listen: listenAddress.default({ host: '0.0.0.0', port: 8080 }),
@@ -176,11 +208,17 @@ export const staticConfigSchema = z
     store: storeSchema.prefault({}),
     geo: geoSchema.prefault({}),
   })
+  .refine((config) => config.store.etcd === undefined || config.proxy.tls?.acme === undefined || config.proxy.tls.acme.encryptionKey !== undefined, {
+    message: 'required with store.etcd: the fleet keeps private keys in etcd, encrypted with this key',
+    path: ['proxy', 'tls', 'acme', 'encryptionKey'],
+  })
   .transform((config) => ({ ...config, store: { ...config.store, snapshot: config.store.snapshot ?? `.meridian/${config.node.name}/last-good.json` } }));
 
 /** Static configuration after validation and defaults; durations in milliseconds. */
 export type StaticConfig = z.output<typeof staticConfigSchema>;
 /** The `proxy.tls` section after validation. */
 export type TlsConfig = z.output<typeof tlsSchema>;
+/** The `proxy.tls.acme` section after validation. */
+export type AcmeConfig = z.output<typeof acmeSchema>;
 /** One `geo.networks` entry after validation. */
 export type NetworkEntry = z.output<typeof networkSchema>;

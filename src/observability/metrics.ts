@@ -77,6 +77,9 @@ export class Metrics {
   readonly h2SessionsClosed: Counter<'reason'>;
   readonly requestTrailersDropped: Counter;
   readonly tlsCertificateReloads: Counter<'result'>;
+  readonly acmeOrders: Counter<'result'>;
+  readonly tlsCertificateExpiry: Gauge<'name'>;
+  readonly #expiries = new Map<string, number>();
   readonly endpointUp: Gauge<'endpoint'>;
   readonly healthChecks: Counter<'result'>;
   readonly ejections: Counter<'reason'>;
@@ -123,6 +126,20 @@ export class Metrics {
     this.h2SessionsClosed = new Counter({ name: 'meridian_http2_connections_closed_total', help: 'HTTP/2 client connections Meridian closed for abuse, by reason (rapid-reset, protocol-error: floods, invalid frames, oversized headers).', labelNames: ['reason'], registers });
     this.tlsHandshakeErrors = new Counter({ name: 'meridian_tls_handshake_errors_total', help: 'TLS connections that failed before their handshake completed, by reason (OpenSSL or socket error code).', labelNames: ['reason'], registers });
     this.tlsCertificateReloads = new Counter({ name: 'meridian_tls_certificate_reloads_total', help: 'Certificate files read again after they changed, by result (applied, or rejected: the previous certificate stays).', labelNames: ['result'], registers });
+    this.acmeOrders = new Counter({ name: 'meridian_acme_orders_total', help: 'ACME certificate orders this node made, by result (issued, failed).', labelNames: ['result'], registers });
+    const expiries = this.#expiries;
+    this.tlsCertificateExpiry = new Gauge({
+      name: 'meridian_tls_certificate_expiry_seconds',
+      help: 'Seconds until the ACME certificate for a name expires (negative once expired).',
+      labelNames: ['name'],
+      registers,
+      aggregator: 'max',
+      // Computed when scraped, so the value counts down without a timer.
+      collect() {
+        const now = Date.now();
+        for (const [name, notAfter] of expiries) this.set({ name }, Math.round((notAfter - now) / 1000));
+      },
+    });
     this.connectionsRefused = new Counter({ name: 'meridian_connections_refused_total', help: 'Client connections closed on arrival because proxy.maxConnections were open.', registers });
     this.endpointUp = new Gauge({ name: 'meridian_endpoint_up', help: 'Whether an endpoint identity (address and check settings) may take traffic: 1 up, 0 down.', labelNames: ['endpoint'], registers, aggregator: 'max' });
     this.healthChecks = new Counter({ name: 'meridian_health_checks_total', help: 'Active health checks by result (ok, or the failure reason).', labelNames: ['result'], registers });
@@ -133,6 +150,14 @@ export class Metrics {
     this.etcdConnected = new Gauge({ name: 'meridian_etcd_connected', help: 'Whether the etcd store is connected (1) or not (0).', registers, aggregator: 'max' });
     this.etcdKeysRejected = new Gauge({ name: 'meridian_etcd_keys_rejected', help: 'etcd keys whose current value is rejected (their last valid version stays in force).', registers, aggregator: 'max' });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'meridian_' });
+  }
+
+  /** Records when the ACME certificate for `name` expires (null: there is none; the series is removed). */
+  setCertificateExpiry(name: string, notAfter: Date | null): void {
+    if (notAfter === null) {
+      this.#expiries.delete(name);
+      this.tlsCertificateExpiry.remove({ name });
+    } else this.#expiries.set(name, notAfter.getTime());
   }
 
   /** The cached series for a label set; created on first use. */

@@ -4,6 +4,7 @@ import { ConfigError } from '../config/issues.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { CertificateError, CertificateIndex, filesVersion, loadCertificate, type LoadedCertificate } from './certificates.js';
+import { placeholderCertificate, type PemPair } from './placeholder-certificate.js';
 
 /** How often certificate files are looked at for changes. */
 const CHECK_MS = 1_000;
@@ -31,12 +32,20 @@ export class CertificateSet {
   readonly #problems: (string | null)[];
   /** Per configured certificate: the files' version last looked at (loaded or refused). */
   readonly #seen: string[];
+  /** Certificates ACME issued, by the name each was ordered for; configured files win a name both cover. */
+  readonly #issued = new Map<string, LoadedCertificate>();
+  /** Presented while nothing else is there (no files configured, nothing issued yet). */
+  readonly #placeholder: LoadedCertificate | null;
   #index: CertificateIndex;
   #timer: NodeJS.Timeout | null = null;
   readonly #listeners: ((index: CertificateIndex) => void)[] = [];
 
-  /** Loads every certificate; throws a ConfigError listing each unusable one. Reloads are counted in `metrics` when given. */
-  constructor(config: TlsConfig, logger: Logger, metrics: Metrics | null) {
+  /**
+   * Loads every certificate; throws a ConfigError listing each unusable one.
+   * Reloads are counted in `metrics` when given. `placeholder` is served
+   * until ACME issues something when no file is configured.
+   */
+  constructor(config: TlsConfig, logger: Logger, metrics: Metrics | null, placeholder: PemPair | null = null) {
     this.#config = config;
     this.#logger = logger;
     this.#metrics = metrics;
@@ -54,7 +63,8 @@ export class CertificateSet {
     this.#loaded = loaded;
     this.#problems = loaded.map(() => null);
     this.#seen = loaded.map((c) => c.version);
-    this.#index = new CertificateIndex(loaded);
+    this.#placeholder = placeholder === null ? null : placeholderCertificate(placeholder, config.minVersion);
+    this.#index = this.#build();
     for (const cert of loaded) this.#warnIfExpired(cert);
   }
 
@@ -103,11 +113,30 @@ export class CertificateSet {
         this.#logger.warn({ cert: files.cert, err: err.message }, 'certificate files changed but cannot be used; the certificate in force stays');
       }
     });
-    if (swapped) {
-      this.#index = new CertificateIndex(this.#loaded);
-      for (const listener of this.#listeners) listener(this.#index);
-    }
+    if (swapped) this.#swap();
     return swapped;
+  }
+
+  /** Serves a certificate ACME issued for `name` (replacing the one before it) to new connections. */
+  setIssued(name: string, cert: LoadedCertificate): void {
+    this.#issued.set(name, cert);
+    this.#swap();
+  }
+
+  /** The certificate ACME issued for `name` that is served, if any. */
+  issued(name: string): LoadedCertificate | undefined {
+    return this.#issued.get(name);
+  }
+
+  #build(): CertificateIndex {
+    const all = [...this.#loaded, ...this.#issued.values()];
+    if (all.length === 0 && this.#placeholder !== null) all.push(this.#placeholder);
+    return new CertificateIndex(all);
+  }
+
+  #swap(): void {
+    this.#index = this.#build();
+    for (const listener of this.#listeners) listener(this.#index);
   }
 
   /** Problems to list in the admin state's errors. */
@@ -119,8 +148,22 @@ export class CertificateSet {
     return out;
   }
 
-  /** The certificates as the admin state shows them. */
+  /** The certificates as the admin state shows them (files first, then what ACME issued). */
   state(): Record<string, unknown>[] {
+    const issued = [...this.#issued.values()].map((c) => ({
+      acme: c.names[0],
+      names: c.names,
+      subject: c.subject,
+      issuer: c.issuer,
+      notBefore: c.notBefore.toISOString(),
+      notAfter: c.notAfter.toISOString(),
+      fingerprint256: c.fingerprint256,
+      loadedAt: c.loadedAt.toISOString(),
+    }));
+    return [...this.#files(), ...issued];
+  }
+
+  #files(): Record<string, unknown>[] {
     return this.#loaded.map((c, i) => ({
       cert: c.files.cert,
       names: c.names,

@@ -71,8 +71,15 @@ function read(path: string, what: string): string {
  */
 export function loadCertificate(files: CertificateFiles, minVersion: 'TLSv1.2' | 'TLSv1.3'): LoadedCertificate {
   const version = filesVersion(files);
-  const certPem = read(files.cert, 'certificate');
-  const keyPem = read(files.key, 'private key');
+  return certificateFromPem(files, read(files.cert, 'certificate'), read(files.key, 'private key'), minVersion, version);
+}
+
+/**
+ * Checks a certificate and key given as PEM text (`files` names where they
+ * came from, in messages and the admin state): the key the certificate's, a
+ * TLS context built from them. Throws a CertificateError saying what is wrong.
+ */
+export function certificateFromPem(files: CertificateFiles, certPem: string, keyPem: string, minVersion: 'TLSv1.2' | 'TLSv1.3', version = ''): LoadedCertificate {
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(certPem);

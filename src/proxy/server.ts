@@ -22,6 +22,7 @@ import { DEFAULT_H2_LIMITS, H2Sessions } from './h2.js';
 import { H2Request } from './h2-messages.js';
 import { sniffPreface } from './h2c.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
+import type { AcmeChallenges } from './acme-challenges.js';
 
 /** The TLS listener's settings, with its certificates loaded. */
 export interface ProxyTlsOptions {
@@ -45,6 +46,8 @@ export interface ProxyOptions extends ResolverOptions {
   readonly maxConnections: number;
   /** HTTPS beside the plaintext listener; absent: plaintext only. */
   readonly tls?: ProxyTlsOptions;
+  /** ACME challenges to answer (HTTP-01 before routing, TLS-ALPN-01 on the TLS listener); absent without `proxy.tls.acme`. */
+  readonly acme?: AcmeChallenges;
   /** HTTP/2 with prior knowledge on the plaintext listener as well. */
   readonly h2c?: boolean;
   /** How the listening port is held among a node's processes (default: by this process alone). */
@@ -88,9 +91,11 @@ export class ProxyServer implements ExchangeHost {
   readonly #plain: NetServer;
   /** The port plaintext requests are redirected to (the TLS listener's, once bound). */
   #httpsPort = 443;
+  readonly #acme: AcmeChallenges | null;
 
   constructor(options: ProxyOptions) {
     this.#options = options;
+    this.#acme = options.acme ?? null;
     this.#outOfSockets = new ThrottledWarning(options.logger, 'out of file descriptors: upstream connections fail with 503 node-out-of-sockets; raise the open-file limit or lower proxy.maxConnections');
     this.#resolver = new RequestResolver(options);
     this.#upgrades = new UpgradeProxy(this, this.#resolver, options.logger);
@@ -139,6 +144,7 @@ export class ProxyServer implements ExchangeHost {
             handshakeTimeoutMs: options.headersTimeoutMs,
             sharing: options.sharing ?? 'own',
             metrics: options.metrics,
+            ...(options.acme === undefined ? {} : { challenges: options.acme }),
             // One request path for both listeners and both protocols.
             onConnection: (socket) => (socket.alpnProtocol === 'h2' ? this.#h2.accept(socket) : this.server.emit('connection', socket)),
           });
@@ -259,6 +265,8 @@ export class ProxyServer implements ExchangeHost {
   }
 
   #handle(req: DownstreamRequest, res: DownstreamResponse, expectContinue: boolean): void {
+    // ACME HTTP-01 comes before routing and redirects; skipped unless an order waits for validation.
+    if (this.#acme?.httpPending === true && this.#answerChallenge(req, res, this.#acme)) return;
     const startedAt = performance.now();
     const head = readRequestHead(req.rawHeaders);
     const resolver = this.#resolver;
@@ -309,6 +317,15 @@ export class ProxyServer implements ExchangeHost {
     const close = expectContinue || this.#draining || rejection.error === ERRORS.unsupportedTransferCoding;
     sendError(res, rejection.error, requestId, close);
     this.recordRejection(rejection, startedAt);
+  }
+
+  /** Answers a pending HTTP-01 token with its key authorization; false when the request asks for something else. */
+  #answerChallenge(req: DownstreamRequest, res: DownstreamResponse, acme: AcmeChallenges): boolean {
+    const answer = req.method === 'GET' || req.method === 'HEAD' ? acme.httpAnswer(req.url) : undefined;
+    if (answer === undefined) return false;
+    res.writeHead(200, ['content-type', 'application/octet-stream', 'content-length', String(Buffer.byteLength(answer)), 'cache-control', 'no-store']);
+    res.end(req.method === 'HEAD' ? undefined : answer);
+    return true;
   }
 
   /** 308 to the same URL on the TLS listener: the method and body are to be sent again as they were. */

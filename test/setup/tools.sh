@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Makes sure the system tools the test suite drives are on PATH: etcd (etcd store
 # tests), dig (GeoDNS tests), mmdblookup (checks the test .mmdb writer), openssl
-# (test certificates) and curl (HTTPS clients).
+# (test certificates), curl (HTTPS clients) and pebble with pebble-challtestsrv
+# (a test ACME CA and its DNS, for the ACME tests).
 # Missing ones are installed with apt-get when this runs as root or with
 # password-less sudo; otherwise it stops with one line naming what to install.
 set -euo pipefail
 
-tools=(etcd dig mmdblookup openssl curl)
-packages=(etcd-server dnsutils mmdb-bin openssl curl)
+tools=(etcd dig mmdblookup openssl curl pebble pebble-challtestsrv)
+packages=(etcd-server dnsutils mmdb-bin openssl curl pebble pebble)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
+# One package can bring several tools: ask for it once.
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 
 if [ "$(id -u)" -eq 0 ]; then
   apt=(apt-get)
