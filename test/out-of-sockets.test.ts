@@ -29,7 +29,8 @@ t.test('out of file descriptors: 503 node-out-of-sockets, the endpoint is not bl
   await writeFile(routes, stringify(simpleRoutes({ 'eu-west': [up.address] }, { healthCheck: { mode: 'tcp', interval: '100ms', timeout: '100ms', unhealthyThreshold: 1 } })));
   const conf = join(dir, 'meridian.yaml');
   await writeFile(conf, stringify({ node: { name: 'fds' }, proxy: { listen: '127.0.0.1:0', keepAliveTimeout: '1m' }, admin: { listen: '127.0.0.1:0' }, store: { file: routes, snapshot: join(dir, 'snap.json') } }));
-  const limit = 96;
+  // Start-up needs room: the module loader opens files concurrently (zod alone loads some 50 locales).
+  const limit = 128;
   const proc = await spawnMeridian(['start', '--config', conf, '--log-level', 'info'], { openFiles: limit });
   t.teardown(() => proc.stop('SIGKILL'));
   const pid = proc.child.pid as number;

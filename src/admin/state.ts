@@ -8,6 +8,7 @@ function endpointState(ep: Endpoint): Record<string, unknown> {
   return {
     address: ep.key,
     ...(ep.tls === null ? {} : { tls: { serverName: ep.tls.serverName, ca: ep.tls.caFile, verify: ep.tls.verify } }),
+    ...(ep.address.protocol === undefined ? {} : { protocol: ep.address.protocol }),
     weight: ep.weight,
     drain: ep.drain,
     health: ep.health.state,

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import type { HostPort } from '../net/address.js';
+import type { UpstreamProtocol } from '../net/upstream-protocol.js';
 import type { UpstreamTls } from '../net/upstream-tls.js';
 import { durationMs, ipLiteral, location, objectName, positiveDurationMs, weight } from './primitives.js';
-import { endpointAddress, upstreamTlsSchema } from './upstream-tls.js';
+import { endpointProtocol, protocolProblem, upstreamProtocolSchema } from './upstream-protocol.js';
+import { endpointAddress, endpointTls, upstreamTlsSchema } from './upstream-tls.js';
 
 const headerName = z
   .string()
@@ -39,6 +41,8 @@ export interface EndpointSpec {
   readonly drain: boolean;
   /** The endpoint's own TLS settings, which replace its version's. */
   readonly tls?: UpstreamTls;
+  /** The endpoint's own protocol, which replaces its version's. */
+  readonly protocol?: UpstreamProtocol;
 }
 
 const endpointObject = z
@@ -47,10 +51,17 @@ const endpointObject = z
     weight: weight.min(1).default(1),
     drain: z.boolean().default(false),
     tls: upstreamTlsSchema.optional(),
+    protocol: upstreamProtocolSchema.optional(),
   })
-  .transform(({ address, tls, ...rest }): EndpointSpec => ({ address: address.address, scheme: address.scheme, ...rest, ...(tls === undefined ? {} : { tls }) }));
+  .transform(({ address, tls, protocol, ...rest }): EndpointSpec => ({
+    address: address.address,
+    scheme: address.scheme,
+    ...rest,
+    ...(tls === undefined ? {} : { tls }),
+    ...(protocol === undefined ? {} : { protocol }),
+  }));
 
-/** An endpoint: `"host:port"` (or `http://` / `https://host:port`) or `{ address, weight, drain, tls }`. */
+/** An endpoint: `"host:port"` (or `http://` / `https://host:port`) or `{ address, weight, drain, tls, protocol }`. */
 const endpointSchema = z.union([
   endpointAddress.transform((written): EndpointSpec => ({ address: written.address, scheme: written.scheme, weight: 1, drain: false })),
   endpointObject,
@@ -122,10 +133,14 @@ const versionSchema = z
     endpoints: z.record(objectName, z.array(endpointSchema)),
     /** TLS settings of every endpoint of the version (an endpoint's own block replaces them). */
     tls: upstreamTlsSchema.optional(),
+    /** The protocol of every endpoint of the version (an endpoint's own replaces it). */
+    protocol: upstreamProtocolSchema.optional(),
   })
   .superRefine((version, ctx) => {
     for (const [region, endpoints] of Object.entries(version.endpoints)) {
       endpoints.forEach((ep, i) => {
+        const problem = protocolProblem(endpointProtocol(ep, version), endpointTls(ep, version));
+        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem, path: ['endpoints', region, i] });
         if (ep.scheme !== 'http' || (ep.tls === undefined && version.tls === undefined)) return;
         const where = ep.tls === undefined ? 'its version has a tls block' : 'it has a tls block';
         ctx.addIssue({ code: 'custom', message: `an http:// endpoint is plaintext, but ${where}: write https://host:port (or host:port), or remove the tls block`, path: ['endpoints', region, i] });

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { formatHostPort } from '../net/address.js';
 import { readConfigFile } from '../config/document.js';
 import { validateRoutingObjects } from '../config/routing-validate.js';
+import { endpointProtocol } from '../config/upstream-protocol.js';
 import { endpointTls } from '../config/upstream-tls.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -24,8 +25,8 @@ function demoEndpoints(document: unknown): Map<string, { host: string; port: num
     for (const [version, versionSpec] of Object.entries(spec.versions)) {
       for (const [region, endpoints] of Object.entries(versionSpec.endpoints)) {
         for (const ep of endpoints) {
-          // Demo upstreams speak plaintext only: a TLS endpoint needs a server of its own.
-          if (!isLoopback(ep.address.host) || endpointTls(ep, versionSpec) !== null) continue;
+          // Demo upstreams speak plaintext HTTP/1.1 only: a TLS or HTTP/2 endpoint needs a server of its own.
+          if (!isLoopback(ep.address.host) || endpointTls(ep, versionSpec) !== null || endpointProtocol(ep, versionSpec) !== 'http1') continue;
           const key = formatHostPort(ep.address);
           const entry = byAddress.get(key) ?? { host: ep.address.host, port: ep.address.port, serves: [] };
           entry.serves.push(`${service}/${version}@${region}`);

@@ -19,7 +19,7 @@ export interface CheckObserver {
 
 /**
  * Active health checks of one endpoint identity: an HTTP GET of the check path
- * (judged by status) or a TCP connect, over TLS with the endpoint's own
+ * (judged by status; over HTTP/2 for an `h2`/`h2c` endpoint) or a TCP connect, over TLS with the endpoint's own
  * settings when it has them (a TCP check then completes a handshake), at once
  * and then every interval with jitter, each bounded by the check timeout. One
  * checker per identity, however many services share it.
@@ -81,7 +81,9 @@ export class ActiveChecker {
     const check = this.#health.check;
     const target = this.#health.address;
     this.#client ??= new Client(`${target.tls == null ? 'http' : 'https'}://${formatHostPort(target)}`, {
+      // The endpoint's own protocol: an HTTP/2 upstream is checked over HTTP/2 (it may speak nothing else).
       connect: upstreamConnector({ timeout: check.timeout }, target),
+      ...(target.protocol === undefined ? {} : { allowH2: true }),
       headersTimeout: check.timeout,
       bodyTimeout: check.timeout,
       pipelining: 1,

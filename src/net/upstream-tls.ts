@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { formatHostPort, type HostPort } from './address.js';
+import type { Http2Protocol } from './upstream-protocol.js';
 
 /** How Meridian speaks TLS to an upstream endpoint, as validated from the routing table. */
 export interface UpstreamTls {
@@ -18,9 +19,10 @@ export interface UpstreamTls {
 /** TLS with Node's default roots, the endpoint's own name, and verification: what `https://host:port` alone means. */
 export const DEFAULT_UPSTREAM_TLS: UpstreamTls = Object.freeze({ caPem: null, caFile: null, caDigest: null, serverName: null, verify: true });
 
-/** An upstream address and how to speak to it: plaintext when `tls` is absent or null. */
+/** An upstream address and how to speak to it: plaintext when `tls` is absent or null, HTTP/1.1 when `protocol` is absent. */
 export interface UpstreamTarget extends HostPort {
   readonly tls?: UpstreamTls | null;
+  readonly protocol?: Http2Protocol;
 }
 
 /** The name sent as SNI and checked against the certificate; undefined for an IP address without `serverName` (the certificate must then carry the IP). */
@@ -44,8 +46,9 @@ export function endpointKey(target: UpstreamTarget): string {
  */
 export function connectionIdentity(target: UpstreamTarget): string {
   const tls = target.tls;
-  if (tls == null) return formatHostPort(target);
+  if (tls == null) return target.protocol === undefined ? formatHostPort(target) : `${formatHostPort(target)} ${target.protocol}`;
   let out = endpointKey(target);
+  if (target.protocol !== undefined) out += ` ${target.protocol}`;
   if (tls.serverName !== null) out += ` sni=${tls.serverName}`;
   if (tls.caDigest !== null) out += ` ca=${tls.caDigest.slice(0, 16)}`;
   if (!tls.verify) out += ' verify=off';

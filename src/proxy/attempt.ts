@@ -7,7 +7,8 @@ import type { RetryBudget } from './retry-budget.js';
 export interface AttemptOwner {
   attemptHeaders(attempt: Attempt, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
   attemptData(attempt: Attempt, chunk: Buffer): boolean;
-  attemptComplete(attempt: Attempt): void;
+  /** `trailers` as undici gives them: raw buffers from HTTP/1.1 (usually none), an object from HTTP/2. */
+  attemptComplete(attempt: Attempt, trailers: unknown): void;
   attemptFailed(attempt: Attempt, err: Error): void;
 }
 
@@ -117,10 +118,10 @@ export class Attempt implements Dispatcher.DispatchHandler {
     return this.#owner.attemptData(this, chunk);
   }
 
-  onComplete(): void {
+  onComplete(trailers: string[] | null): void {
     if (this.#settled) return;
     this.#settle();
-    this.#owner.attemptComplete(this);
+    this.#owner.attemptComplete(this, trailers);
   }
 
   onError(err: Error): void {

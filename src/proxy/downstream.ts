@@ -19,6 +19,8 @@ export interface DownstreamRequest {
   readonly socket: Socket;
   /** Whether the whole body has been received. */
   readonly complete: boolean;
+  /** Trailer field names and values, alternating, once the body has ended with trailers; empty otherwise. */
+  readonly rawTrailers: string[];
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
   on(event: 'end' | 'close', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
@@ -43,6 +45,13 @@ export interface DownstreamResponse {
   /** False when the client is not keeping up: wait for 'drain'. */
   write(chunk: Buffer): boolean;
   end(body?: string): unknown;
+  /**
+   * Trailers sent after the body: HTTP/1.1 after the last chunk (a response
+   * framed by Content-Length cannot carry them), HTTP/2 as trailing HEADERS
+   * (when the client sent `TE: trailers` or the head announced `Trailer`).
+   * Throws when a field cannot be sent (bad characters).
+   */
+  addTrailers(trailers: Record<string, string | string[]>): void;
   writeContinue(): void;
   writeEarlyHints(hints: Record<string, string | string[]>): void;
   /** Cuts the response: the client sees it incomplete. */

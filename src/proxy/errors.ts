@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { classifyTransportError, type PassiveSignal, type TransportFailure } from '../net/failures.js';
 import type { DownstreamResponse } from './downstream.js';
+import { answersGrpc, sendGrpcError } from './grpc.js';
 
 /** Who caused an error: the client, the upstream, or Meridian itself. */
 export type ErrorSource = 'client' | 'upstream' | 'internal';
@@ -87,7 +88,8 @@ export function reasonPhrase(status: number): string {
 }
 
 /**
- * Answers with a catalog error: short plain-text body and `x-meridian-error`.
+ * Answers with a catalog error: short plain-text body and `x-meridian-error`
+ * (a gRPC request gets a Trailers-Only gRPC status instead: see grpc.ts).
  * When the response has already started, the only honest signal left is to
  * cut the connection. Never throws: if even the error cannot be written, the
  * connection is cut.
@@ -95,6 +97,14 @@ export function reasonPhrase(status: number): string {
 export function sendError(res: DownstreamResponse, error: ProxyError, requestId: string | undefined, closeConnection = false): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
+    return;
+  }
+  if (answersGrpc(res)) {
+    try {
+      sendGrpcError(res, error, requestId);
+    } catch {
+      res.destroy();
+    }
     return;
   }
   const body = `${error.message}\n`;

@@ -8,7 +8,8 @@ import { selectEndpoint } from '../routing/select.js';
 import type { Endpoint, Route, Version } from '../routing/table.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
 import { BadUpstreamResponse, classifyUpstreamError, ERRORS, sendError, type ProxyError } from './errors.js';
-import { responseHeaders } from './headers.js';
+import { isTrailersOnly, writeTrailersOnly } from './grpc.js';
+import { responseHeaders, responseTrailers } from './headers.js';
 import type { RequestBody } from './request-body.js';
 import type { RetryBudget } from './retry-budget.js';
 
@@ -40,6 +41,8 @@ export interface ExchangePlan {
   /** A Set-Cookie value assigned by the sticky split, or null. */
   readonly setCookie: string | null;
   readonly startedAt: number;
+  /** Whether the request is gRPC (its Content-Type says so). */
+  readonly grpc: boolean;
 }
 
 /** Early Hints relayed per request at most; an upstream may send any number, a client needs few. */
@@ -103,6 +106,8 @@ export class Exchange implements AttemptOwner {
   #done = false;
   #clientGone = false;
   #earlyHints = 0;
+  /** The response went out as one HEADERS frame that ended the stream (gRPC Trailers-Only): nothing more is written. */
+  #trailersOnly = false;
 
   constructor(host: ExchangeHost, req: DownstreamRequest, res: DownstreamResponse, plan: ExchangePlan) {
     this.#host = host;
@@ -197,6 +202,11 @@ export class Exchange implements AttemptOwner {
     // the standard one (undefined: node:http writes the standard phrase).
     const reason = statusText !== '' && this.req.httpVersionMajor < 2 && validReason(statusText) ? statusText : undefined;
     try {
+      // A gRPC answer with its status in the head has no body: relayed as it came, or the client would not read the status.
+      if (this.plan.grpc && isTrailersOnly(headers) && writeTrailersOnly(this.res, statusCode, headers)) {
+        this.#trailersOnly = true;
+        return true;
+      }
       this.res.writeHead(statusCode, reason, headers);
     } catch {
       // An upstream header Node refuses to send (bad characters): not forwardable.
@@ -208,16 +218,31 @@ export class Exchange implements AttemptOwner {
   }
 
   attemptData(attempt: Attempt, chunk: Buffer): boolean {
-    if (attempt === this.#discarding) return true;
+    if (attempt === this.#discarding || this.#trailersOnly) return true;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume as () => void);
     return false;
   }
 
-  attemptComplete(attempt: Attempt): void {
+  attemptComplete(attempt: Attempt, trailers: unknown): void {
     if (attempt === this.#discarding) {
       this.#sendPlannedRetry();
       return;
+    }
+    if (this.#trailersOnly) {
+      this.#finish(this.res.statusCode, null);
+      return;
+    }
+    // HTTP/1.1 clients get them after the last chunk (a response framed by Content-Length, or to HTTP/1.0, cannot carry them); HTTP/2 clients as trailing HEADERS.
+    const relayed = responseTrailers(trailers);
+    if (relayed !== null) {
+      try {
+        this.res.addTrailers(relayed);
+      } catch {
+        // A trailer Node refuses to send (bad characters): the response cannot be relayed whole.
+        this.#fail(ERRORS.badResponse);
+        return;
+      }
     }
     this.res.end();
     this.#finish(this.res.statusCode, null);

@@ -22,12 +22,18 @@ export class H2Request implements DownstreamRequest {
   readonly method: string | undefined;
   readonly url: string | undefined;
   readonly rawHeaders: string[];
+  /** The client sent `TE: trailers`: it reads trailers (gRPC clients always say so). */
+  readonly acceptsTrailers: boolean;
+  rawTrailers: string[] = [];
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]) {
     this.stream = stream;
     this.method = headers[':method'];
     this.url = headers[':path'];
     this.rawHeaders = rawHeaders;
+    this.acceptsTrailers = headers.te === 'trailers';
+    // Only a stream with a body can end in trailing HEADERS.
+    if (!stream.endAfterHeaders) stream.once('trailers', (trailers: IncomingHttpHeaders) => (this.rawTrailers = flatFields(trailers)));
   }
 
   /** The session's socket (node:http2 hands out a guarded view of it). */
@@ -78,16 +84,49 @@ export class H2Request implements DownstreamRequest {
   }
 }
 
+/** Received fields as a flat `[name, value, ...]` array. */
+function flatFields(fields: IncomingHttpHeaders): string[] {
+  const out: string[] = [];
+  for (const name in fields) {
+    const value = fields[name];
+    if (Array.isArray(value)) for (const one of value) out.push(name, one);
+    else if (value !== undefined) out.push(name, value);
+  }
+  return out;
+}
+
+/** A response head as node:http2 sends it: connection-specific fields dropped, repeated names as lists. */
+function h2Head(status: number, raw: readonly string[]): { headers: OutgoingHttpHeaders; announcesTrailers: boolean } {
+  const headers: OutgoingHttpHeaders = { ':status': status };
+  let announcesTrailers = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (CONNECTION_SPECIFIC.has(name)) continue;
+    if (name === 'trailer') announcesTrailers = true;
+    const value = raw[i + 1] as string;
+    const seen = headers[name];
+    headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [String(seen), value];
+  }
+  return { headers, announcesTrailers };
+}
+
 /**
  * The response on a client's HTTP/2 stream: raw header fields become one
  * HEADERS frame (connection-specific ones dropped, repeated names kept as
  * lists), the body DATA frames, and the last one ends the stream. A response
  * cut short resets the stream, so the client knows it is incomplete.
+ *
+ * Trailers: a stream can end in trailing HEADERS only if it said so when its
+ * head went out, so that is done when they can be expected (the client sent
+ * `TE: trailers`, or the head announces `Trailer`); other responses end as
+ * before, with nothing more to wait for.
  */
 export class H2Response implements DownstreamResponse {
   readonly req: H2Request;
   readonly #stream: ServerHttp2Stream;
   statusCode = 200;
+  /** Trailers to send when the body has ended; null: none (yet). */
+  #trailers: OutgoingHttpHeaders | null = null;
 
   constructor(req: H2Request) {
     this.req = req;
@@ -104,19 +143,43 @@ export class H2Response implements DownstreamResponse {
 
   writeHead(status: number, reasonOrHeaders: string | undefined | string[], fields?: string[]): this {
     const raw = Array.isArray(reasonOrHeaders) ? reasonOrHeaders : (fields ?? []);
-    const headers: OutgoingHttpHeaders = { ':status': status };
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = (raw[i] as string).toLowerCase();
-      if (CONNECTION_SPECIFIC.has(name)) continue;
-      const value = raw[i + 1] as string;
-      const seen = headers[name];
-      headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [String(seen), value];
-    }
+    const { headers, announcesTrailers } = h2Head(status, raw);
     this.statusCode = status;
     // The client reset the stream already: nothing to send, the exchange hears 'close'.
     if (this.#stream.destroyed) return this;
-    this.#stream.respond(headers);
+    if (this.req.acceptsTrailers || announcesTrailers) {
+      this.#stream.respond(headers, { waitForTrailers: true });
+      this.#stream.once('wantTrailers', () => this.#sendTrailers());
+    } else {
+      this.#stream.respond(headers);
+    }
     return this;
+  }
+
+  /**
+   * The whole response as one HEADERS frame that ends the stream, with no DATA
+   * frame after it: what gRPC calls Trailers-Only, which a gRPC client reads
+   * its status from only when that frame ends the stream.
+   */
+  endWithHead(status: number, fields: readonly string[]): this {
+    this.statusCode = status;
+    if (this.#stream.destroyed) return this;
+    this.#stream.respond(h2Head(status, fields).headers, { endStream: true });
+    return this;
+  }
+
+  addTrailers(trailers: Record<string, string | string[]>): void {
+    this.#trailers = trailers;
+  }
+
+  #sendTrailers(): void {
+    if (this.#stream.destroyed) return;
+    try {
+      this.#stream.sendTrailers(this.#trailers ?? {});
+    } catch {
+      // A field node:http2 refuses: the client must not take the response for whole.
+      this.destroy();
+    }
   }
 
   write(chunk: Buffer): boolean {

@@ -3,6 +3,7 @@
  * arrays (`[name, value, name, value, ...]`), never as parsed objects.
  */
 import { ERRORS, type ProxyError } from './errors.js';
+import { isGrpcContentType } from './grpc.js';
 import { validAuthority } from './request-target.js';
 
 /** What one pass over the request headers found, plus the headers to forward. */
@@ -24,6 +25,8 @@ export interface RequestHead {
   readonly hasBody: boolean;
   /** The declared body length; null when not given (chunked) or no body. */
   readonly contentLength: number | null;
+  /** Whether the Content-Type names gRPC (not gRPC-Web). */
+  readonly grpc: boolean;
 }
 
 function join(previous: string | undefined, value: string): string {
@@ -34,7 +37,7 @@ function join(previous: string | undefined, value: string): string {
  * Headers a Connection value cannot remove: Meridian is responsible for them
  * (framing, routing, tracing, forwarding) and sets most of them itself.
  */
-const PROTECTED = new Set(['host', 'content-length', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'via']);
+const PROTECTED = new Set(['host', 'content-length', 'te', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'via']);
 
 /** Whether a lowercase header name is in Meridian's own `x-meridian-` namespace. */
 function isMeridianHeader(name: string): boolean {
@@ -44,6 +47,13 @@ function isMeridianHeader(name: string): boolean {
 /** Whether a Transfer-Encoding value is exactly `chunked` (any case, surrounding whitespace allowed). */
 function isChunkedOnly(value: string): boolean {
   return value === 'chunked' || value.trim().toLowerCase() === 'chunked';
+}
+
+/** Whether a TE value lists `trailers`: the one TE token relayed (the client reads trailers; RFC 9110 10.1.4, and all HTTP/2 allows). */
+function acceptsTrailers(value: string): boolean {
+  if (value === 'trailers') return true;
+  for (const token of value.split(',')) if (token.split(';')[0]?.trim().toLowerCase() === 'trailers') return true;
+  return false;
 }
 
 /** Drops from a flat header array every header whose name is listed in a Connection value. */
@@ -91,6 +101,8 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
   let contentLength: number | null = null;
   let authority = false;
   let cookieAt = -1;
+  let teTrailers = false;
+  let grpc = false;
   // HTTP/2 requests (their pseudo-headers come first) send each cookie as its own field.
   const h2 = raw.length > 0 && (raw[0] as string).charCodeAt(0) === 58; /* : */
   for (let i = 0; i < raw.length; i += 2) {
@@ -143,9 +155,16 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
       case 'connection':
         connection = join(connection, value);
         break;
+      case 'content-type':
+        grpc ||= isGrpcContentType(value);
+        forward.push(name, value);
+        break;
+      case 'te':
+        // Hop-by-hop, but `trailers` is meant for the upstream too: it may then send trailers (gRPC requires it).
+        teTrailers ||= acceptsTrailers(value);
+        break;
       case 'keep-alive':
       case 'proxy-connection':
-      case 'te':
       case 'trailer':
       case 'upgrade':
       case 'expect':
@@ -171,7 +190,8 @@ export function readRequestHead(raw: readonly string[]): RequestHead {
     }
   }
   if (connection !== undefined) dropConnectionTokens(forward, connection);
-  return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, meridian, error, hasBody, contentLength };
+  if (teTrailers) forward.push('te', 'trailers');
+  return { forward, host, forwardedFor, forwardedProto, forwardedHost, via, requestId, meridian, error, hasBody, contentLength, grpc };
 }
 
 /** Puts back the held `x-meridian-*` request headers named `name` (a split override header). */
@@ -203,7 +223,8 @@ export function setHeader(headers: string[], name: string, value: string): void 
 
 /**
  * Turns upstream response headers (raw buffers) into a flat array for
- * `writeHead`, without hop-by-hop headers or those the upstream's Connection names.
+ * `writeHead`, without hop-by-hop headers or those the upstream's Connection
+ * names. `Trailer` is kept: it announces trailers, which are relayed.
  */
 export function responseHeaders(raw: readonly Buffer[]): string[] {
   const out: string[] = [];
@@ -218,7 +239,6 @@ export function responseHeaders(raw: readonly Buffer[]): string[] {
       case 'proxy-connection':
       case 'transfer-encoding':
       case 'te':
-      case 'trailer':
       case 'upgrade':
         break;
       default:
@@ -228,4 +248,45 @@ export function responseHeaders(raw: readonly Buffer[]): string[] {
   }
   if (connection !== undefined) dropConnectionTokens(out, connection);
   return out;
+}
+
+/** Fields never relayed as trailers: framing, routing and connection fields (RFC 9110 6.5.1; RFC 9113 8.2.2). */
+const NOT_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+
+/** Trailers as node:http and node:http2 take them: one entry a name, a list for a repeated one. */
+export type Trailers = Record<string, string | string[]>;
+
+function addTrailer(out: Trailers | null, name: string, value: string): Trailers | null {
+  if (name.charCodeAt(0) === 58 /* : */ || NOT_TRAILERS.has(name) || isMeridianHeader(name)) return out;
+  const trailers = out ?? {};
+  const previous = trailers[name];
+  trailers[name] = previous === undefined ? value : Array.isArray(previous) ? [...previous, value] : [previous, value];
+  return trailers;
+}
+
+/**
+ * An upstream's response trailers, as undici hands them over (raw buffers
+ * `[name, value, ...]` from HTTP/1.1; an object from HTTP/2), ready to relay;
+ * null when there are none, which is the common case and costs a length or
+ * key check only.
+ */
+export function responseTrailers(raw: unknown): Trailers | null {
+  if (raw === null || typeof raw !== 'object') return null;
+  let out: Trailers | null = null;
+  if (Array.isArray(raw)) {
+    for (let i = 0; i + 1 < raw.length; i += 2) out = addTrailer(out, fieldText(raw[i]).toLowerCase(), fieldText(raw[i + 1]));
+    return out;
+  }
+  const fields = raw as Record<string, unknown>;
+  for (const name in fields) {
+    const value = fields[name];
+    if (Array.isArray(value)) for (const one of value) out = addTrailer(out, name.toLowerCase(), fieldText(one));
+    else if (value !== undefined) out = addTrailer(out, name.toLowerCase(), fieldText(value));
+  }
+  return out;
+}
+
+/** A field name or value as undici gives it (a Buffer from HTTP/1.1, a string from HTTP/2), as a string. */
+function fieldText(value: unknown): string {
+  return Buffer.isBuffer(value) ? value.toString('latin1') : String(value);
 }

@@ -124,9 +124,12 @@ export function filterUnsolicitedContinue(socket: Socket): void {
 
 /**
  * An undici `connect` function for a target (plaintext or TLS): undici's own
- * connector, with the filter on every socket it makes; a failed TLS handshake
- * is also handed to `onTlsFailure`.
+ * connector, with the filter on every socket it makes for an HTTP/1.1 target;
+ * a failed TLS handshake is also handed to `onTlsFailure`. HTTP/2 targets get
+ * no filter: HTTP/2 frames 1xx responses as HEADERS, which node:http2 reads
+ * off the socket's handle, not through `read()`, and undici accepts them.
  */
 export function filteringConnector(options: buildConnector.BuildOptions, target: UpstreamTarget, onTlsFailure?: (err: UpstreamTlsError) => void): buildConnector.connector {
-  return upstreamConnector(options, target, { onSocket: filterUnsolicitedContinue, ...(onTlsFailure === undefined ? {} : { onTlsFailure }) });
+  const onSocket = target.protocol === undefined ? filterUnsolicitedContinue : undefined;
+  return upstreamConnector(options, target, { ...(onSocket === undefined ? {} : { onSocket }), ...(onTlsFailure === undefined ? {} : { onTlsFailure }) });
 }

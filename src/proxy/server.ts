@@ -288,6 +288,7 @@ export class ProxyServer implements ExchangeHost {
       requestId,
       setCookie: target.setCookie,
       startedAt,
+      grpc: head.grpc,
     });
     this.#inFlight++;
     if (!head.hasBody && !h2Body(req)) exchange.start(null);
@@ -365,6 +366,8 @@ export class ProxyServer implements ExchangeHost {
       route.series.set(ep.seriesKey, series);
     }
     series.observe(status, (performance.now() - exchange.startedAt) / 1000);
+    // Request trailers cannot be sent upstream (undici writes none): counted so that dropping them is seen.
+    if (exchange.req.rawTrailers.length !== 0) this.#options.metrics.requestTrailersDropped.inc();
     if (error !== null) {
       this.#options.metrics.proxyErrors.inc({ code: error.code });
       if (error === ERRORS.outOfSockets) this.#outOfSockets.note({ endpoint: ep.key });

@@ -1,5 +1,6 @@
 import { Pool, type Dispatcher } from 'undici';
 import { formatHostPort } from '../net/address.js';
+import { H2_STREAMS_PER_CONNECTION } from '../net/upstream-protocol.js';
 import { connectionIdentity, endpointKey, sniFor, type UpstreamTarget, type UpstreamTlsError } from '../net/upstream-tls.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { ThrottledWarning } from '../observability/throttled-warning.js';
@@ -71,10 +72,13 @@ export class Upstream {
   get pool(): Pool {
     if (this.#pool === null) {
       const target = this.address;
+      const h2 = target.protocol !== undefined;
       const options: Pool.Options = {
-        // undici's own connector (with the target's TLS settings), plus the filter for unsolicited `100 Continue`.
+        // undici's own connector (with the target's TLS settings and protocol), plus the filter for unsolicited `100 Continue` on HTTP/1.1.
         connect: filteringConnector({ timeout: this.#connectTimeoutMs, noDelay: true }, target, (err) => this.#tlsFailed(err)),
-        pipelining: 1,
+        // HTTP/2 multiplexes: one connection carries many requests (connections stays the cap on sockets).
+        pipelining: h2 ? H2_STREAMS_PER_CONNECTION : 1,
+        ...(h2 ? { allowH2: true, maxConcurrentStreams: H2_STREAMS_PER_CONNECTION } : {}),
         connections: this.#maxConnections === 0 ? null : this.#maxConnections,
         keepAliveTimeout: 4_000,
         keepAliveMaxTimeout: 600_000,

@@ -3,6 +3,7 @@ import type { ConfigIssue } from '../config/issues.js';
 import { referenceSteps } from '../config/routing-references.js';
 import { runAtOnce, runSliced } from '../config/slicing.js';
 import type { RegionSpec, RouteSpec, RoutingDocument, ServiceSpec } from '../config/routing-schema.js';
+import { endpointProtocol } from '../config/upstream-protocol.js';
 import { endpointTls } from '../config/upstream-tls.js';
 import type { Origin } from '../geo/origin.js';
 import type { EndpointHealth } from '../health/endpoint-health.js';
@@ -85,7 +86,11 @@ function compileService(name: string, spec: ServiceSpec, regions: ReadonlyMap<st
       const peers: Endpoint[] = [];
       const endpoints = specs.map((ep): Endpoint => {
         const tls = endpointTls(ep, versionSpec);
-        const target: UpstreamTarget = tls === null ? ep.address : Object.freeze({ host: ep.address.host, port: ep.address.port, tls });
+        const protocol = endpointProtocol(ep, versionSpec);
+        const target: UpstreamTarget =
+          tls === null && protocol === 'http1'
+            ? ep.address
+            : Object.freeze({ host: ep.address.host, port: ep.address.port, ...(tls === null ? {} : { tls }), ...(protocol === 'http1' ? {} : { protocol }) });
         return Object.freeze({
           key: endpointKey(target),
           address: target,
