@@ -107,8 +107,13 @@ t.test('GeoDNS against a routing table, through real dig', async (t) => {
   const dead = await deadPort();
   const m = await meridian(t, routes(ups, dead));
   const port = m.dnsPort;
-  // Every endpoint with a live upstream passes its first check at once.
-  await waitFor(async () => (await dig(port, ['www.example.com', '+subnet=10.2.0.0/24'])).answers[0]?.data === '203.0.113.20', 'us-east healthy');
+  // Every endpoint with a live upstream passes its first check at once; until a region's has, its answers carry half the TTL.
+  for (const [subnet, address] of [['10.1.0.0/24', '203.0.113.10'], ['10.2.0.0/24', '203.0.113.20'], ['10.3.0.0/24', '203.0.113.30']]) {
+    await waitFor(async () => {
+      const first = (await dig(port, ['www.example.com', `+subnet=${subnet}`])).answers[0];
+      return first?.data === address && first.ttl === 30;
+    }, `the region answering ${subnet} to be checked healthy`);
+  }
 
   t.test('A by client subnet, echoing the scope of the network that decided', async (t) => {
     const cases: [string, string, string][] = [
