@@ -2,8 +2,8 @@ import type { Answer, SoaAnswer } from 'dns-packet';
 import { parseIp, type IpAddress } from '../net/ip.js';
 import type { Decided, Locator } from '../geo/locator.js';
 import type { Origin } from '../geo/origin.js';
-import { chooseRegion, type RegionChoice } from '../routing/select.js';
-import type { RegionGroup, RoutingTable, Service, Version } from '../routing/table.js';
+import { chooseAnswerRegion, type RegionChoice } from '../routing/select.js';
+import type { RegionGroup, RoutingTable, Version } from '../routing/table.js';
 import type { Zone, ZoneSet } from './zones.js';
 import { RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL } from './rcodes.js';
 
@@ -38,12 +38,6 @@ export interface AuthorityAnswer {
 /** Where the authority reads the routing table in force. */
 export interface TableSource {
   readonly current: RoutingTable | null;
-}
-
-function heaviest(service: Service): Version {
-  let best = service.split.versions[0] as Version;
-  for (const v of service.split.versions) if (v.weight > best.weight) best = v;
-  return best;
 }
 
 function hasV4(group: RegionGroup): boolean {
@@ -105,20 +99,22 @@ export class Authority {
     if (type === 'A' || type === 'AAAA' || type === 'ANY') {
       const v4 = type !== 'AAAA';
       const accepts = v4 ? hasV4 : hasV6;
-      const version = heaviest(service);
+      const versions = service.split.versions;
+      // Every version of a service is steered the same way (the service's `steering`).
+      const steering = (versions[0] as Version).steering;
       const decided = this.#decide(asker);
       const origin = decided.origin;
-      let choice: RegionChoice | null = chooseRegion(version, origin, service.failWhenAllDown, accepts);
+      let choice: RegionChoice | null = chooseAnswerRegion(versions, origin, service.failWhenAllDown, accepts);
       let family = v4;
       if (choice === null && type === 'ANY') {
-        choice = chooseRegion(version, origin, service.failWhenAllDown, hasV6);
+        choice = chooseAnswerRegion(versions, origin, service.failWhenAllDown, hasV6);
         family = false;
       }
-      const dependsOnOrigin = version.steering.usesOrigin;
+      const dependsOnOrigin = steering.usesOrigin;
       const scope = dependsOnOrigin ? decided.scope : 0;
-      const steered = { scope, cacheable: version.steering.kind === 'nearest' || version.steering.kind === 'failover', origin: dependsOnOrigin ? origin : null };
+      const steered = { scope, cacheable: steering.kind === 'nearest' || steering.kind === 'failover', origin: dependsOnOrigin ? origin : null };
       if (choice === null) {
-        const anyRegion = [version, ...version.fallbacks].some((v) => v.groups.some(accepts));
+        const anyRegion = versions.some((v) => v.groups.some(accepts));
         return anyRegion ? { ...empty(RCODE_SERVFAIL), ...steered, authorities: [] } : { ...empty(RCODE_NOERROR), ...steered };
       }
       const ttl = choice.degraded ? Math.max(MIN_TTL_S, Math.floor(this.#ttlS / 2)) : this.#ttlS;
