@@ -115,14 +115,14 @@ t.test('GeoDNS against a routing table, through real dig', async (t) => {
     }, `the region answering ${subnet} to be checked healthy`);
   }
 
-  t.test('A by client subnet, echoing the scope of the network that decided', async (t) => {
+  t.test('A by client subnet, echoing the scope the answer holds for', async (t) => {
     const cases: [string, string, string][] = [
       ['10.1.0.0/24', '203.0.113.10', '10.1.0.0/24/16'],
       ['10.2.0.0/24', '203.0.113.20', '10.2.0.0/24/16'],
       ['10.3.9.0/24', '203.0.113.30', '10.3.9.0/24/16'], // Singapore: Mumbai is nearest
-      ['192.0.2.0/24', '203.0.113.10', '192.0.2.0/24/24'], // unknown: the node (London) decides
+      ['192.0.2.0/24', '203.0.113.10', '192.0.2.0/24/1'], // unknown: the node (London) decides, for all of 128.0.0.0/1
       ['10.2.3.4/16', '203.0.113.20', '10.2.0.0/16/16'], // host bits cleared
-      ['2001:db8:1::/48', '203.0.113.10', '2001:db8:1::/48/48'],
+      ['2001:db8:1::/48', '203.0.113.10', '2001:db8:1::/48/0'], // no IPv6 network: the same answer for every IPv6 client
     ];
     for (const [subnet, address, echoed] of cases) {
       const r = await dig(port, ['www.example.com', `+subnet=${subnet}`]);

@@ -1,9 +1,9 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
 import { parseIp, type IpAddress } from '../net/ip.js';
-import type { Locator } from '../geo/locator.js';
+import type { Decided, Locator } from '../geo/locator.js';
 import type { Origin } from '../geo/origin.js';
-import { chooseRegion, type RegionChoice } from '../routing/select.js';
-import type { RegionGroup, RoutingTable, Service, Version } from '../routing/table.js';
+import { chooseAnswerRegion, type RegionChoice } from '../routing/select.js';
+import type { RegionGroup, RoutingTable, Version } from '../routing/table.js';
 import type { Zone, ZoneSet } from './zones.js';
 import { RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL } from './rcodes.js';
 
@@ -25,7 +25,7 @@ export interface AuthorityAnswer {
   readonly rcode: number;
   readonly answers: Answer[];
   readonly authorities: Answer[];
-  /** ECS scope prefix length: how much of the client's address decided the answer. */
+  /** ECS scope prefix length: the shortest prefix of the client's address inside which every address gets this answer. */
   readonly scope: number;
   /** The region answered with, for logs and tests. */
   readonly region: string | null;
@@ -38,12 +38,6 @@ export interface AuthorityAnswer {
 /** Where the authority reads the routing table in force. */
 export interface TableSource {
   readonly current: RoutingTable | null;
-}
-
-function heaviest(service: Service): Version {
-  let best = service.split.versions[0] as Version;
-  for (const v of service.split.versions) if (v.weight > best.weight) best = v;
-  return best;
 }
 
 function hasV4(group: RegionGroup): boolean {
@@ -105,29 +99,42 @@ export class Authority {
     if (type === 'A' || type === 'AAAA' || type === 'ANY') {
       const v4 = type !== 'AAAA';
       const accepts = v4 ? hasV4 : hasV6;
-      const version = heaviest(service);
-      const located = asker.ip === null ? null : this.#locator.match(asker.ip);
-      const origin = located?.origin ?? this.#locator.node;
-      let choice: RegionChoice | null = chooseRegion(version, origin, service.failWhenAllDown, accepts);
+      const versions = service.split.versions;
+      // Every version of a service is steered the same way (the service's `steering`).
+      const steering = (versions[0] as Version).steering;
+      const decided = this.#decide(asker);
+      const origin = decided.origin;
+      let choice: RegionChoice | null = chooseAnswerRegion(versions, origin, service.failWhenAllDown, accepts);
       let family = v4;
       if (choice === null && type === 'ANY') {
-        choice = chooseRegion(version, origin, service.failWhenAllDown, hasV6);
+        choice = chooseAnswerRegion(versions, origin, service.failWhenAllDown, hasV6);
         family = false;
       }
-      const dependsOnOrigin = version.steering.usesOrigin;
-      const scope = dependsOnOrigin ? (located?.prefixLength ?? asker.sourcePrefixLength ?? 0) : 0;
-      const decided = { scope, cacheable: version.steering.kind === 'nearest' || version.steering.kind === 'failover', origin: dependsOnOrigin ? origin : null };
+      const dependsOnOrigin = steering.usesOrigin;
+      const scope = dependsOnOrigin ? decided.scope : 0;
+      const steered = { scope, cacheable: steering.kind === 'nearest' || steering.kind === 'failover', origin: dependsOnOrigin ? origin : null };
       if (choice === null) {
-        const anyRegion = [version, ...version.fallbacks].some((v) => v.groups.some(accepts));
-        return anyRegion ? { ...empty(RCODE_SERVFAIL), ...decided, authorities: [] } : { ...empty(RCODE_NOERROR), ...decided };
+        const anyRegion = versions.some((v) => v.groups.some(accepts));
+        return anyRegion ? { ...empty(RCODE_SERVFAIL), ...steered, authorities: [] } : { ...empty(RCODE_NOERROR), ...steered };
       }
       const ttl = choice.degraded ? Math.max(MIN_TTL_S, Math.floor(this.#ttlS / 2)) : this.#ttlS;
       const region = choice.group.region;
       const addresses = family ? region.edge.ipv4 : region.edge.ipv6;
       const answers: Answer[] = addresses.map((data) => ({ name: owner, type: family ? 'A' : 'AAAA', ttl, data }));
-      return { ...decided, rcode: RCODE_NOERROR, answers, authorities: [], region: region.name };
+      return { ...steered, rcode: RCODE_NOERROR, answers, authorities: [], region: region.name };
     }
     return empty(RCODE_NOERROR);
+  }
+
+  /**
+   * The asker's origin, and with a client subnet the ECS scope of the answer
+   * (RFC 7871 7.2.1): a /0 subnet asks not to be located, so it gets the node's
+   * answer, which holds for every /0 question (scope 0).
+   */
+  #decide(asker: Asker): Decided {
+    if (asker.ip === null) return { origin: this.#locator.node, scope: 0 };
+    if (asker.sourcePrefixLength === null) return { origin: this.#locator.locate(asker.ip), scope: 0 };
+    return this.#locator.decide(asker.ip);
   }
 
   #soa(zone: Zone, table: RoutingTable | null): SoaAnswer {

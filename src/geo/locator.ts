@@ -13,6 +13,16 @@ export interface Located {
   readonly prefixLength: number;
 }
 
+/** An origin and the ECS scope of the answer chosen for it. */
+export interface Decided {
+  readonly origin: Origin;
+  /**
+   * The shortest prefix length of the address inside which every address gets
+   * this origin (decided by the same network, database record or fallback).
+   */
+  readonly scope: number;
+}
+
 /** Addresses whose database answer is remembered. */
 const CACHE_SIZE = 50_000;
 /** Distinct database origins kept for reuse (steering memoises per origin object). */
@@ -67,11 +77,33 @@ export class Locator {
       if (found !== undefined) return { origin: found.value, prefixLength: found.prefixLength };
     }
     if (this.#database === null) return null;
-    const cached = this.#cache.get(ip.value);
-    if (cached !== undefined) return cached.origin === UNKNOWN_ORIGIN ? null : cached;
-    const located = this.#fromDatabase(this.#database, ip);
-    this.#cache.set(ip.value, located);
+    const located = this.#databaseMatch(this.#database, ip);
     return located.origin === UNKNOWN_ORIGIN ? null : located;
+  }
+
+  /**
+   * The origin of an address (the node's when nothing knows it) and how far it
+   * holds: long enough to leave out every `geo.networks` block that does not
+   * hold the address (a network nested in the one that matched, or one in the
+   * unmatched space), and, for an address no block holds, the database network
+   * it falls in. A database is a tree already split around nested networks,
+   * so the prefix length of a lookup is a block of one record.
+   */
+  decide(ip: IpAddress): Decided {
+    const networks = this.#networks.size > 0 ? this.#networks.uniformPrefix(ip) : 0;
+    const found = this.#networks.size > 0 ? this.#networks.lookupMatch(ip) : undefined;
+    if (found !== undefined) return { origin: found.value, scope: networks };
+    if (this.#database === null) return { origin: this.node, scope: networks };
+    const located = this.#databaseMatch(this.#database, ip);
+    return { origin: located.origin === UNKNOWN_ORIGIN ? this.node : located.origin, scope: Math.max(networks, located.prefixLength) };
+  }
+
+  #databaseMatch(database: GeoDatabase, ip: IpAddress): Located {
+    const cached = this.#cache.get(ip.value);
+    if (cached !== undefined) return cached;
+    const located = this.#fromDatabase(database, ip);
+    this.#cache.set(ip.value, located);
+    return located;
   }
 
   /**

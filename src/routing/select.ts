@@ -66,3 +66,50 @@ export function chooseRegion(version: Version, origin: Origin, failWhenAllDown: 
   }
   return lastResort === null || failWhenAllDown ? null : { group: lastResort, degraded: true };
 }
+
+/** Where the client's steering puts `a` before `b`: in the heaviest version that has both, else declaration order. */
+function ranksBefore(a: RegionGroup, b: RegionGroup, weighted: readonly Version[], origin: Origin): boolean {
+  let best: Version | null = null;
+  for (const v of weighted) {
+    if (best !== null && v.weight <= best.weight) continue;
+    if (v.groups.some((g) => g.region === a.region) && v.groups.some((g) => g.region === b.region)) best = v;
+  }
+  if (best !== null) {
+    for (const g of best.steering.candidates(origin)) {
+      if (g.region === a.region) return true;
+      if (g.region === b.region) return false;
+    }
+  }
+  return a.region.index < b.region.index;
+}
+
+/**
+ * The region GeoDNS answers a client with: the edge its browser connects to
+ * before HTTP at that edge splits its requests by version. It is the region
+ * that would serve the largest share of the client's requests: every version
+ * with weight above 0 adds its weight to the region `chooseRegion` picks for it
+ * (the walk HTTP makes for a request of that version); a tie goes to the region
+ * the client's steering ranks first (in the heaviest version serving both), so
+ * a canary living in one region never pulls every client there. Degraded when
+ * any version's pick of the winner was. Null when no version has a region.
+ */
+export function chooseAnswerRegion(versions: readonly Version[], origin: Origin, failWhenAllDown: boolean, accepts: (group: RegionGroup) => boolean): RegionChoice | null {
+  const weighted = versions.filter((v) => v.weight > 0);
+  if (weighted.length === 1) return chooseRegion(weighted[0] as Version, origin, failWhenAllDown, accepts);
+  const shares = new Map<RegionGroup['region'], { group: RegionGroup; weight: number; degraded: boolean }>();
+  for (const v of weighted) {
+    const choice = chooseRegion(v, origin, failWhenAllDown, accepts);
+    if (choice === null) continue;
+    const share = shares.get(choice.group.region);
+    if (share === undefined) shares.set(choice.group.region, { group: choice.group, weight: v.weight, degraded: choice.degraded });
+    else {
+      share.weight += v.weight;
+      share.degraded ||= choice.degraded;
+    }
+  }
+  let best: { group: RegionGroup; weight: number; degraded: boolean } | null = null;
+  for (const share of shares.values()) {
+    if (best === null || share.weight > best.weight || (share.weight === best.weight && ranksBefore(share.group, best.group, weighted, origin))) best = share;
+  }
+  return best === null ? null : { group: best.group, degraded: best.degraded };
+}
