@@ -4,12 +4,12 @@ import type { Locator } from '../geo/locator.js';
 import type { Origin } from '../geo/origin.js';
 import { chooseRegion, type RegionChoice } from '../routing/select.js';
 import type { RegionGroup, RoutingTable, Service, Version } from '../routing/table.js';
-import type { Zone, ZoneSet } from './zones.js';
+import type { HostAddresses, Zone, ZoneSet } from './zones.js';
 import { RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL } from './rcodes.js';
 
 /** No answer is cached for less than this (seconds), degraded or not. */
 export const MIN_TTL_S = 5;
-/** TTL of the apex NS records (seconds): they change only with the static configuration. */
+/** TTL of the apex NS records and of name server addresses (seconds): they change only with the static configuration. */
 const NS_TTL_S = 3600;
 
 
@@ -25,6 +25,8 @@ export interface AuthorityAnswer {
   readonly rcode: number;
   readonly answers: Answer[];
   readonly authorities: Answer[];
+  /** Addresses of the name servers an NS answer names, when Meridian has them (RFC 1034 4.3.2). */
+  readonly additionals?: Answer[];
   /** ECS scope prefix length: how much of the client's address decided the answer. */
   readonly scope: number;
   /** The region answered with, for logs and tests. */
@@ -52,6 +54,13 @@ function hasV4(group: RegionGroup): boolean {
 
 function hasV6(group: RegionGroup): boolean {
   return group.region.edge.ipv6.length > 0;
+}
+
+/** The records of a name server name for one question type: its A or AAAA set (ANY: the A set, else AAAA; RFC 8482), none for other types. */
+function hostRecords(host: HostAddresses, owner: string, type: string): Answer[] {
+  const v4 = type === 'A' || (type === 'ANY' && host.ipv4.length > 0);
+  if (!v4 && type !== 'AAAA' && type !== 'ANY') return [];
+  return (v4 ? host.ipv4 : host.ipv6).map((data) => ({ name: owner, type: v4 ? 'A' : 'AAAA', ttl: NS_TTL_S, data }));
 }
 
 /**
@@ -97,10 +106,20 @@ export class Authority {
     if (name === zone.name) {
       if (type === 'SOA' || type === 'ANY') return { ...fixed, rcode: RCODE_NOERROR, answers: [{ ...soa, name: owner }], authorities: [] };
       if (type === 'NS') {
-        return { ...fixed, rcode: RCODE_NOERROR, answers: zone.nameservers.map((ns) => ({ name: owner, type: 'NS', ttl: NS_TTL_S, data: ns })), authorities: [] };
+        const answers: Answer[] = zone.nameservers.map((ns) => ({ name: owner, type: 'NS', ttl: NS_TTL_S, data: ns }));
+        return { ...fixed, rcode: RCODE_NOERROR, answers, authorities: [], additionals: this.#glue(zone) };
       }
     }
-    if (route === null) return empty(name === zone.name || table.matcher.hasHostsBelow(name) ? RCODE_NOERROR : RCODE_NXDOMAIN);
+    // A name server's addresses are static and say where the zone is served from: they win over a route with the same host.
+    const host = this.#zones.addressesOf(name);
+    if (host !== null) {
+      const answers = hostRecords(host, owner, type);
+      return answers.length === 0 ? empty(RCODE_NOERROR) : { ...fixed, rcode: RCODE_NOERROR, answers, authorities: [] };
+    }
+    if (route === null) {
+      const exists = name === zone.name || table.matcher.hasHostsBelow(name) || this.#zones.hasNameserverBelow(name);
+      return empty(exists ? RCODE_NOERROR : RCODE_NXDOMAIN);
+    }
     const service = route.service;
     if (type === 'A' || type === 'AAAA' || type === 'ANY') {
       const v4 = type !== 'AAAA';
@@ -128,6 +147,16 @@ export class Authority {
       return { ...decided, rcode: RCODE_NOERROR, answers, authorities: [], region: region.name };
     }
     return empty(RCODE_NOERROR);
+  }
+
+  /** A and AAAA of every name server of the zone whose addresses Meridian has, in NS order. */
+  #glue(zone: Zone): Answer[] {
+    const out: Answer[] = [];
+    for (const ns of zone.nameservers) {
+      const host = this.#zones.addressesOf(ns);
+      if (host !== null) out.push(...hostRecords(host, ns, 'A'), ...hostRecords(host, ns, 'AAAA'));
+    }
+    return out;
   }
 
   #soa(zone: Zone, table: RoutingTable | null): SoaAnswer {
