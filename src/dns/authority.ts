@@ -9,6 +9,8 @@ import { RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL } from './rcodes.js';
 
 /** No answer is cached for less than this (seconds), degraded or not. */
 export const MIN_TTL_S = 5;
+/** The most names one answer goes through (the asked name and the CNAME targets Meridian answers for). */
+const MAX_CHAIN = 8;
 /** TTL of the apex NS records and of name server addresses (seconds): they change only with the static configuration. */
 const NS_TTL_S = 3600;
 
@@ -56,6 +58,24 @@ function hasV6(group: RegionGroup): boolean {
   return group.region.edge.ipv6.length > 0;
 }
 
+function hasV4OrAlias(group: RegionGroup): boolean {
+  return group.region.edge.ipv4.length > 0 || group.region.edge.cname !== null;
+}
+
+function hasV6OrAlias(group: RegionGroup): boolean {
+  return group.region.edge.ipv6.length > 0 || group.region.edge.cname !== null;
+}
+
+/**
+ * The regions that can answer a family: those with addresses of it or, except
+ * at a zone apex, a cname. A CNAME cannot share the apex with the SOA and NS
+ * (RFC 1034 3.6.2, RFC 2181 10.1), so there only addresses answer.
+ */
+function edgeFor(v4: boolean, apex: boolean): (group: RegionGroup) => boolean {
+  if (apex) return v4 ? hasV4 : hasV6;
+  return v4 ? hasV4OrAlias : hasV6OrAlias;
+}
+
 /** The records of a name server name for one question type: its A or AAAA set (ANY: the A set, else AAAA; RFC 8482), none for other types. */
 function hostRecords(host: HostAddresses, owner: string, type: string): Answer[] {
   const v4 = type === 'A' || (type === 'ANY' && host.ipv4.length > 0);
@@ -66,8 +86,9 @@ function hostRecords(host: HostAddresses, owner: string, type: string): Answer[]
 /**
  * Answers for the configured zones from the routing table: SOA and NS at each
  * apex, A/AAAA for route hosts with the edge addresses of the region a request
- * from the asker would be sent to (the same choice the proxy makes), NODATA for
- * names that exist without the asked type, NXDOMAIN for the rest.
+ * from the asker would be sent to (the same choice the proxy makes), or that
+ * region's CNAME when it has no address of the family, NODATA for names that
+ * exist without the asked type, NXDOMAIN for the rest.
  */
 export class Authority {
   readonly #zones: ZoneSet;
@@ -97,6 +118,11 @@ export class Authority {
    * echoed), `name` its lowercase form; `type` is a dns-packet type name.
    */
   answer(zone: Zone, owner: string, name: string, type: string, asker: Asker): AuthorityAnswer {
+    return this.#answer(zone, owner, name, type, asker, [name]);
+  }
+
+  /** `chain`: the names this answer has gone through so far, the asked one first. */
+  #answer(zone: Zone, owner: string, name: string, type: string, asker: Asker, chain: string[]): AuthorityAnswer {
     const table = this.#tables.current;
     const soa = this.#soa(zone, table);
     const fixed = { scope: 0, region: null, cacheable: true, origin: null };
@@ -121,16 +147,17 @@ export class Authority {
       return empty(exists ? RCODE_NOERROR : RCODE_NXDOMAIN);
     }
     const service = route.service;
-    if (type === 'A' || type === 'AAAA' || type === 'ANY') {
+    if (type === 'A' || type === 'AAAA' || type === 'ANY' || type === 'CNAME') {
       const v4 = type !== 'AAAA';
-      const accepts = v4 ? hasV4 : hasV6;
+      const apex = name === zone.name;
+      const accepts = edgeFor(v4, apex);
       const version = heaviest(service);
       const located = asker.ip === null ? null : this.#locator.match(asker.ip);
       const origin = located?.origin ?? this.#locator.node;
       let choice: RegionChoice | null = chooseRegion(version, origin, service.failWhenAllDown, accepts);
       let family = v4;
       if (choice === null && type === 'ANY') {
-        choice = chooseRegion(version, origin, service.failWhenAllDown, hasV6);
+        choice = chooseRegion(version, origin, service.failWhenAllDown, edgeFor(false, apex));
         family = false;
       }
       const dependsOnOrigin = version.steering.usesOrigin;
@@ -143,10 +170,41 @@ export class Authority {
       const ttl = choice.degraded ? Math.max(MIN_TTL_S, Math.floor(this.#ttlS / 2)) : this.#ttlS;
       const region = choice.group.region;
       const addresses = family ? region.edge.ipv4 : region.edge.ipv6;
-      const answers: Answer[] = addresses.map((data) => ({ name: owner, type: family ? 'A' : 'AAAA', ttl, data }));
-      return { ...decided, rcode: RCODE_NOERROR, answers, authorities: [], region: region.name };
+      // Addresses of the family win; the cname answers only for a family the region has none of.
+      const cname = apex || addresses.length > 0 ? null : region.edge.cname;
+      if (cname === null) {
+        if (type === 'CNAME') return { ...empty(RCODE_NOERROR), ...decided };
+        const answers: Answer[] = addresses.map((data) => ({ name: owner, type: family ? 'A' : 'AAAA', ttl, data }));
+        return { ...decided, rcode: RCODE_NOERROR, answers, authorities: [], region: region.name };
+      }
+      const alias: AuthorityAnswer = { ...decided, rcode: RCODE_NOERROR, answers: [{ name: owner, type: 'CNAME', ttl, data: cname }], authorities: [], region: region.name };
+      return type === 'CNAME' ? alias : this.#follow(alias, cname, family ? 'A' : 'AAAA', asker, chain);
     }
     return empty(RCODE_NOERROR);
+  }
+
+  /**
+   * An alias with the answer for its target appended when Meridian serves the
+   * target's zone, as a resolver would get it by asking for the target (RFC 1034
+   * 4.3.2): the rcode and authority are the last name's (RFC 6604). A name met a
+   * second time (a loop) or a chain of MAX_CHAIN names ends the answer at the last
+   * alias; the resolver follows it or detects the loop itself.
+   */
+  #follow(alias: AuthorityAnswer, target: string, type: string, asker: Asker, chain: string[]): AuthorityAnswer {
+    const zone = this.#zones.find(target);
+    if (zone === null || chain.includes(target) || chain.length >= MAX_CHAIN) return alias;
+    chain.push(target);
+    const next = this.#answer(zone, target, target, type, asker, chain);
+    return {
+      rcode: next.rcode,
+      answers: [...alias.answers, ...next.answers],
+      authorities: next.authorities,
+      // Both choices hold only where both scopes do: inside the longer prefix.
+      scope: Math.max(alias.scope, next.scope),
+      region: alias.region,
+      cacheable: alias.cacheable && next.cacheable,
+      origin: alias.origin ?? next.origin,
+    };
   }
 
   /** A and AAAA of every name server of the zone whose addresses Meridian has, in NS order. */
