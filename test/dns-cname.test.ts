@@ -95,6 +95,7 @@ t.test('CNAME steering through real dig', async (t) => {
       'no IPv6 in eu-west: its cname, lowercased, with the target answered as Meridian answers eu.cdn.test',
     );
     t.same(aaaa.answers.map((r) => r.ttl), [30, 30]);
+    t.comment(`CNAME and chained AAAA: ${/MSG SIZE\s+rcvd: (\d+)/.exec(aaaa.raw)?.[1]} bytes`);
     const cname = await dig(port, ['www.example.com', 'CNAME', EU]);
     t.equal(cname.status, 'NOERROR');
     t.same(cname.answers, [], 'a CNAME query where A has addresses: NODATA');

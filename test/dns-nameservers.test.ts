@@ -65,6 +65,7 @@ t.test('name servers with addresses: A/AAAA answered, glue with NS answers', asy
     'glue for the name servers with addresses; none for ns.provider.test (not served here) or ns4 (no addresses)',
   );
   t.ok(ns.additional.every((r) => r.ttl === 3600), 'glue has the NS TTL');
+  t.comment(`NS answer with 5 NS and 4 glue records: ${/MSG SIZE\s+rcvd: (\d+)/.exec(ns.raw)?.[1]} bytes`);
 
   const sibling = await dig(port, ['example.net', 'NS']);
   t.same(rows(sibling.additional), [['ns1.example.com.', 'A', '192.0.2.53'], ['ns1.example.com.', 'AAAA', '2001:db8::53']], 'a name server in another served zone: its addresses too; none out of zone');

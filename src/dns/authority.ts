@@ -118,11 +118,11 @@ export class Authority {
    * echoed), `name` its lowercase form; `type` is a dns-packet type name.
    */
   answer(zone: Zone, owner: string, name: string, type: string, asker: Asker): AuthorityAnswer {
-    return this.#answer(zone, owner, name, type, asker, [name]);
+    return this.#answer(zone, owner, name, type, asker, null);
   }
 
-  /** `chain`: the names this answer has gone through so far, the asked one first. */
-  #answer(zone: Zone, owner: string, name: string, type: string, asker: Asker, chain: string[]): AuthorityAnswer {
+  /** `chain`: the names this answer has gone through so far, the asked one first; null until a CNAME is followed. */
+  #answer(zone: Zone, owner: string, name: string, type: string, asker: Asker, chain: string[] | null): AuthorityAnswer {
     const table = this.#tables.current;
     const soa = this.#soa(zone, table);
     const fixed = { scope: 0, region: null, cacheable: true, origin: null };
@@ -178,7 +178,7 @@ export class Authority {
         return { ...decided, rcode: RCODE_NOERROR, answers, authorities: [], region: region.name };
       }
       const alias: AuthorityAnswer = { ...decided, rcode: RCODE_NOERROR, answers: [{ name: owner, type: 'CNAME', ttl, data: cname }], authorities: [], region: region.name };
-      return type === 'CNAME' ? alias : this.#follow(alias, cname, family ? 'A' : 'AAAA', asker, chain);
+      return type === 'CNAME' ? alias : this.#follow(alias, cname, family ? 'A' : 'AAAA', asker, chain ?? [name]);
     }
     return empty(RCODE_NOERROR);
   }
