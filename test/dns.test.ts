@@ -111,7 +111,7 @@ t.test('GeoDNS against a routing table, through real dig', async (t) => {
   for (const [subnet, address] of [['10.1.0.0/24', '203.0.113.10'], ['10.2.0.0/24', '203.0.113.20'], ['10.3.0.0/24', '203.0.113.30']]) {
     await waitFor(async () => {
       const first = (await dig(port, ['www.example.com', `+subnet=${subnet}`])).answers[0];
-      return first?.data === address && first.ttl === 30;
+      return first !== undefined && first.data === address && first.ttl === 30;
     }, `the region answering ${subnet} to be checked healthy`);
   }
 

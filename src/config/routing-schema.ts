@@ -22,13 +22,25 @@ const routeHost = z
   )
   .transform((host) => host.toLowerCase().replace(/\.$/, ''));
 
+/** A host name GeoDNS may alias a region to (RFC 1123 labels, at most 253 characters, a top label that is not all digits); lowercased. */
+const aliasHost = z
+  .string()
+  .regex(/^(?=.{1,253}\.?$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$/i, 'expected a host name such as edge.cdn.example.net')
+  .refine((host) => !/(^|\.)\d+\.?$/.test(host), 'expected a host name, not an address: addresses go in ipv4 or ipv6')
+  .transform((host) => host.toLowerCase().replace(/\.$/, ''));
+
 /** One region of the routing table. */
 export const regionSchema = z.strictObject({
   location,
   countries: z.array(z.string().regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 code such as IE')).default([]),
   drain: z.boolean().default(false),
   edge: z
-    .strictObject({ ipv4: z.array(ipLiteral(4)).default([]), ipv6: z.array(ipLiteral(6)).default([]) })
+    .strictObject({
+      ipv4: z.array(ipLiteral(4)).default([]),
+      ipv6: z.array(ipLiteral(6)).default([]),
+      /** GeoDNS answers a CNAME to this name for an address family the region has no addresses of. */
+      cname: aliasHost.optional(),
+    })
     .prefault({}),
 });
 

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { formatHostPort, isLoopbackHost } from '../net/address.js';
-import { cidr, durationMs, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
+import { cidr, durationMs, ipLiteral, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
 
 /** Whether node:net and node:dgram can bind with SO_REUSEPORT here. */
 export function reusePortSupported(): boolean {
@@ -143,15 +143,53 @@ const adminSchema = z
     }
   });
 
+/** A zone's name server: a name, or `{ name, ipv4, ipv6 }` when Meridian answers its addresses (and sends them as glue). */
+const nameserverSchema = z.union([
+  zoneName.transform((name) => ({ name, ipv4: [] as string[], ipv6: [] as string[] })),
+  z
+    .strictObject({ name: zoneName, ipv4: z.array(ipLiteral(4)).default([]), ipv6: z.array(ipLiteral(6)).default([]) })
+    .refine((ns) => ns.ipv4.length + ns.ipv6.length > 0, { message: 'give ipv4 or ipv6 addresses, or write the name alone', path: ['ipv4'] }),
+]);
+
+const zoneSchema = z.strictObject({ name: zoneName, nameservers: z.array(nameserverSchema).min(1, 'at least one nameserver') });
+
+/** Whether a lowercase name is a zone's apex or lies below it. */
+export function insideZone(name: string, zone: string): boolean {
+  return name === zone || name.endsWith(`.${zone}`);
+}
+
+/**
+ * Name server addresses are answered with authority, so they must lie in a zone
+ * Meridian serves (elsewhere they would be data resolvers discard), and one name
+ * has one set of addresses however many zones list it.
+ */
+function checkNameservers(zones: readonly z.output<typeof zoneSchema>[], ctx: z.core.$RefinementCtx): void {
+  const first = new Map<string, { ipv4: readonly string[]; ipv6: readonly string[]; at: string }>();
+  zones.forEach((zone, zi) => {
+    zone.nameservers.forEach((ns, ni) => {
+      if (ns.ipv4.length + ns.ipv6.length === 0) return;
+      const path = [zi, 'nameservers', ni];
+      if (!zones.some((other) => insideZone(ns.name, other.name))) {
+        ctx.addIssue({ code: 'custom', path, message: `${ns.name} is outside every zone here, so its addresses cannot be answered with authority: write the name alone (its own zone holds its addresses)` });
+        return;
+      }
+      const seen = first.get(ns.name);
+      const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
+      if (seen === undefined) first.set(ns.name, { ipv4: ns.ipv4, ipv6: ns.ipv6, at: `dns.zones[${zi}].nameservers[${ni}]` });
+      else if (!same(seen.ipv4, ns.ipv4) || !same(seen.ipv6, ns.ipv6)) {
+        ctx.addIssue({ code: 'custom', path, message: `${ns.name} has other addresses at ${seen.at}: give one name server the same addresses everywhere` });
+      }
+    });
+  });
+}
+
 const dnsSchema = z.strictObject({
   listen: listenAddress.default({ host: '127.0.0.1', port: 5353 }),
   ttl: positiveDurationMs.default(30_000),
   forwarders: z
     .array(upstreamAddress.refine((hp) => isIP(hp.host) !== 0, 'a forwarder is written as ip:port (a host name would need a resolver to reach the resolver)'))
     .default([]),
-  zones: z
-    .array(z.strictObject({ name: zoneName, nameservers: z.array(zoneName).min(1, 'at least one nameserver') }))
-    .min(1, 'at least one zone'),
+  zones: z.array(zoneSchema).min(1, 'at least one zone').superRefine(checkNameservers),
   /** A TCP client with nothing in flight is disconnected after this much silence (RFC 7766 6.2.3). */
   tcpIdleTimeout: positiveDurationMs.default(10_000),
   /** TCP connections open at once; more are closed as they arrive. */
@@ -220,5 +258,7 @@ export type StaticConfig = z.output<typeof staticConfigSchema>;
 export type TlsConfig = z.output<typeof tlsSchema>;
 /** The `proxy.tls.acme` section after validation. */
 export type AcmeConfig = z.output<typeof acmeSchema>;
+/** One `dns.zones` entry after validation: every name server as `{ name, ipv4, ipv6 }`. */
+export type ZoneConfig = z.output<typeof zoneSchema>;
 /** One `geo.networks` entry after validation. */
 export type NetworkEntry = z.output<typeof networkSchema>;

@@ -167,6 +167,10 @@ export class Responder {
     const qtype = asked.q.type;
     let out = assemble(asked.id, headerFlags, asked.question, { answers: records.answers, authorities: records.authorities, additionals });
     const limit = asked.transport === 'tcp' ? 65_535 : edns === null ? CLASSIC_UDP_ANSWER : Math.min(edns.udpSize, MAX_UDP_ANSWER);
+    if (out.length > limit && additionals.length > (edns === null ? 0 : 1)) {
+      // Extra data that does not fit is left out, without TC (RFC 2181 9); only the answer itself decides truncation.
+      out = assemble(asked.id, headerFlags, asked.question, { answers: records.answers, authorities: records.authorities, additionals: additionals.filter((r) => r.type === 'OPT') });
+    }
     const truncated = out.length > limit;
     if (truncated) {
       // TC with the question and the OPT only: the client retries over TCP.

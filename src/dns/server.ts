@@ -84,6 +84,7 @@ export class DnsServer {
       this.#tcp = tcp;
       this.#address = bound;
       this.#logger.info({ address: bound, zones: this.#zones.list().map((z) => z.name), forwarders: this.#config.forwarders.length }, 'dns listening');
+      for (const warning of this.#zones.warnings) this.#logger.warn({ section: 'dns.zones' }, warning);
       return bound;
     }
   }
@@ -93,6 +94,7 @@ export class DnsServer {
     return {
       listen: this.#address,
       zones: this.#zones.list().map((z) => z.name),
+      warnings: this.#zones.warnings,
       ttlMs: this.#config.ttl,
       forwarders: this.#config.forwarders.map((f) => `${f.host}:${f.port}`),
       cacheEntries: this.#forwarder?.cacheSize ?? 0,

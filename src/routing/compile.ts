@@ -52,7 +52,8 @@ function compileRegions(specs: Readonly<Record<string, RegionSpec>>): Map<string
   const regions = new Map<string, Region>();
   let index = 0;
   for (const [name, spec] of Object.entries(specs)) {
-    regions.set(name, Object.freeze({ name, index: index++, spec, location: spec.location, countries: spec.countries, drain: spec.drain, edge: spec.edge }));
+    const edge = Object.freeze({ ipv4: spec.edge.ipv4, ipv6: spec.edge.ipv6, cname: spec.edge.cname ?? null });
+    regions.set(name, Object.freeze({ name, index: index++, spec, location: spec.location, countries: spec.countries, drain: spec.drain, edge }));
   }
   return regions;
 }

@@ -55,7 +55,8 @@ export interface Region {
   readonly location: Location;
   readonly countries: readonly string[];
   readonly drain: boolean;
-  readonly edge: { readonly ipv4: readonly string[]; readonly ipv6: readonly string[] };
+  /** What GeoDNS answers: addresses per family, and the name to alias to (CNAME) for a family without any; null: none. */
+  readonly edge: { readonly ipv4: readonly string[]; readonly ipv6: readonly string[]; readonly cname: string | null };
 }
 
 /** One endpoint of one version of a service in one region. */

@@ -14,6 +14,8 @@ export interface DigResult {
   readonly flags: ReadonlySet<string>;
   readonly answers: readonly DigRecord[];
   readonly authority: readonly DigRecord[];
+  /** The ADDITIONAL section's records (the OPT pseudo-record is not among them). */
+  readonly additional: readonly DigRecord[];
   /** EDNS version and UDP size of the answer's OPT, null when it had none. */
   readonly edns: { readonly version: number; readonly udp: number } | null;
   /** The CLIENT-SUBNET line: `address/source/scope`. */
@@ -46,6 +48,7 @@ export function parseDig(raw: string): DigResult {
     flags,
     answers: section(lines, 'ANSWER'),
     authority: section(lines, 'AUTHORITY'),
+    additional: section(lines, 'ADDITIONAL'),
     edns: ednsMatch === null ? null : { version: Number(ednsMatch[1]), udp: Number(ednsMatch[2]) },
     subnet: /; CLIENT-SUBNET: (\S+)/.exec(raw)?.[1] ?? null,
     transport: /;; SERVER: \S+ \((UDP|TCP)\)/.exec(raw)?.[1] ?? null,
