@@ -49,14 +49,13 @@ export function plainQuestionName(message: Buffer): boolean {
 }
 
 /**
- * Whether the header's section counts fit the message: exactly one question
- * and no more records than the remaining bytes could hold (11 bytes at least
- * each). Checked before decoding, which allocates per counted record.
+ * Whether the header's section counts fit the message: no more questions and
+ * records than the bytes after the header could hold (5 and 11 bytes at least
+ * each). Checked before decoding, which allocates per counted entry.
  */
 export function plausibleCounts(message: Buffer): boolean {
-  if (message.readUInt16BE(4) !== 1) return false;
   const records = message.readUInt16BE(6) + message.readUInt16BE(8) + message.readUInt16BE(10);
-  return records * 11 <= message.length - HEADER_BYTES - 5;
+  return message.readUInt16BE(4) * 5 + records * 11 <= message.length - HEADER_BYTES;
 }
 
 /** The records of an answer, by section. */
