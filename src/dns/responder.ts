@@ -142,13 +142,14 @@ export class Responder {
       return this.#finish(started, asked, a.rcode, FLAG_AA, a, a.scope, reuse);
     }
     if (this.#forwarder === null || !plain || q.class !== 'IN') return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0, { built, origin: null });
-    return this.#forwarder.resolve(q, edns?.dnssecOk ?? false).then(
-      (r) => this.#finish(started, asked, r.rcode, FLAG_RA, r, 0),
-      (err: Error) => {
-        this.#logger.error({ err: err.message }, 'dns forwarding failed unexpectedly');
+    return this.#forwarder
+      .resolve(q, edns?.dnssecOk ?? false)
+      .then((r) => this.#finish(started, asked, r.rcode, FLAG_RA, r, 0))
+      .catch((err: Error) => {
+        // Also an answer dns-packet decoded but cannot encode again: SERVFAIL, never a lost query.
+        this.#logger.error({ err: err.message, name: q.name }, 'dns forwarding failed unexpectedly');
         return this.#finish(started, asked, RCODE_SERVFAIL, FLAG_RA, { answers: [], authorities: [] }, 0);
-      },
-    );
+      });
   }
 
   /** Builds the answer message, truncating it to what a UDP client can take. */
