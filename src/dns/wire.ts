@@ -1,4 +1,5 @@
 import dnsPacket, { type Answer } from 'dns-packet';
+import { compress } from './compress.js';
 
 /** Header flag bits (RFC 1035 4.1.1). */
 export const FLAG_QR = 0x8000;
@@ -70,7 +71,7 @@ const NO_RECORDS: Sections = { answers: [], authorities: [], additionals: [] };
 /**
  * A response message: the header written here, the question copied byte for
  * byte from the query (so its case and type come back exactly as asked), the
- * records encoded by dns-packet.
+ * records encoded by dns-packet, then names compressed (dns-packet does not).
  */
 export function assemble(id: number, flags: number, question: Buffer | null, sections: Sections = NO_RECORDS): Buffer {
   const records =
@@ -88,5 +89,5 @@ export function assemble(id: number, flags: number, question: Buffer | null, sec
   let at = HEADER_BYTES;
   if (question !== null) at += question.copy(out, at);
   if (records !== null) records.copy(out, at, HEADER_BYTES);
-  return out;
+  return records === null ? out : compress(out);
 }
