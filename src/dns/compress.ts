@@ -24,11 +24,12 @@ const RDATA_NAMES: ReadonlyMap<number, { readonly skip: number; readonly names: 
 /** A message that does not have the shape compress() expects: it is sent as it was. */
 class Uncompressible extends Error {}
 
-/** Lowercases ASCII letters only: DNS names compare case-insensitively in ASCII alone (RFC 4343). */
-function keyOf(bytes: Buffer): string {
-  let key = '';
-  for (const c of bytes) key += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
-  return key;
+const ASCII_UPPER = /[A-Z]/;
+
+/** The lookup key of a name's labels: ASCII letters lowercased only, as DNS compares names (RFC 4343). */
+function keyOf(message: Buffer, start: number, end: number): string {
+  const text = message.toString('latin1', start, end);
+  return ASCII_UPPER.test(text) ? text.replace(/[A-Z]+/g, (upper) => upper.toLowerCase()) : text;
 }
 
 /** Rewrites one message, replacing each name's longest already-written suffix with a pointer. */
@@ -95,7 +96,7 @@ class Compressor {
     }
     const end = at + 1;
     for (const start of starts) {
-      const key = keyOf(m.subarray(start, end));
+      const key = keyOf(m, start, end);
       const earlier = this.#seen.get(key);
       const here = this.#to + (start - this.#at);
       if (earlier !== undefined) {
