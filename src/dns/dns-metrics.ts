@@ -23,8 +23,9 @@ export class DnsMetrics {
   readonly #latency: Record<Transport, { observe(value: number): void }>;
   readonly #truncated: Counter;
   readonly #forwarded: Counter<'result'>;
+  readonly #forwardDropped: Counter;
   /** Totals since start, for the admin state. */
-  readonly totals = { queries: 0, truncated: 0, forwarded: 0, cached: 0, forwardFailures: 0 };
+  readonly totals = { queries: 0, truncated: 0, forwarded: 0, cached: 0, forwardFailures: 0, forwardDropped: 0 };
 
   constructor(metrics: Metrics) {
     const registers = [metrics.registry];
@@ -52,6 +53,11 @@ export class DnsMetrics {
     const latency = new Histogram({ name: 'meridian_dns_answer_seconds', help: 'Time from a query read to its answer built, by transport.', labelNames: ['transport'], buckets: DNS_BUCKETS, registers });
     this.#latency = { udp: latency.labels({ transport: 'udp' }), tcp: latency.labels({ transport: 'tcp' }) };
     this.#truncated = new Counter({ name: 'meridian_dns_truncated_total', help: 'UDP answers sent truncated (TC) because they exceeded the client size.', registers });
+    this.#forwardDropped = new Counter({
+      name: 'meridian_dns_forward_dropped_total',
+      help: 'Datagrams dropped by the forwarder because they did not answer the query asked (address, port, id or question).',
+      registers,
+    });
     this.#forwarded = new Counter({ name: 'meridian_dns_forwarded_total', help: 'Queries for names outside the zones, by result (answered, cached, failed).', labelNames: ['result'], registers });
   }
 
@@ -73,5 +79,11 @@ export class DnsMetrics {
     if (result === 'answered') this.totals.forwarded++;
     else if (result === 'cached') this.totals.cached++;
     else this.totals.forwardFailures++;
+  }
+
+  /** Records a datagram the forwarder dropped as not answering its query (spoofed or stray). */
+  forwardDropped(): void {
+    this.#forwardDropped.inc();
+    this.totals.forwardDropped++;
   }
 }

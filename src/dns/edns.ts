@@ -7,7 +7,7 @@ export const MAX_UDP_ANSWER = 1232;
 /** The largest UDP answer to a client without EDNS (RFC 1035). */
 export const CLASSIC_UDP_ANSWER = 512;
 
-/** A validated client subnet: the address with bits past the source prefix cleared. */
+/** A validated client subnet: no address bits are set past the source prefix. */
 export interface ClientSubnet {
   readonly address: IpAddress;
   readonly sourcePrefixLength: number;
@@ -34,14 +34,12 @@ export interface OptRecord {
 /** A problem that makes the query malformed (FORMERR), with the reason for logs. */
 export class EdnsError extends Error {}
 
-function bytesToIp(bytes: Uint8Array, family: 4 | 6, prefixLength: number): IpAddress {
+function bytesToIp(bytes: Uint8Array, family: 4 | 6): IpAddress {
   const width = family === 4 ? 4 : 16;
   let v6 = 0n;
   let v4 = 0;
   for (let i = 0; i < width; i++) {
-    const bitsHere = Math.max(0, Math.min(8, prefixLength - i * 8));
-    const mask = bitsHere === 0 ? 0 : (0xff << (8 - bitsHere)) & 0xff;
-    const byte = (bytes[i] ?? 0) & mask;
+    const byte = bytes[i] ?? 0;
     if (family === 4) v4 = v4 * 256 + byte;
     else v6 = (v6 << 8n) | BigInt(byte);
   }
@@ -50,8 +48,8 @@ function bytesToIp(bytes: Uint8Array, family: 4 | 6, prefixLength: number): IpAd
 
 /**
  * Reads an ECS option (RFC 7871 section 6): family 1 or 2, a source prefix
- * within the family's width, exactly ceil(prefix / 8) address bytes, a zero
- * scope. Host bits past the prefix are cleared rather than refused.
+ * within the family's width, exactly ceil(prefix / 8) address bytes, no
+ * address bit set past the prefix, a zero scope.
  */
 export function readClientSubnet(data: Uint8Array): ClientSubnet {
   if (data.length < 4) throw new EdnsError('client subnet option shorter than 4 bytes');
@@ -63,7 +61,10 @@ export function readClientSubnet(data: Uint8Array): ClientSubnet {
   if ((data[3] as number) !== 0) throw new EdnsError('client subnet scope prefix must be 0 in a query');
   const address = data.subarray(4);
   if (address.length !== Math.ceil(sourcePrefixLength / 8)) throw new EdnsError(`client subnet carries ${address.length} address bytes for a /${sourcePrefixLength}`);
-  return { address: bytesToIp(address, family, sourcePrefixLength), sourcePrefixLength };
+  const spare = address.length * 8 - sourcePrefixLength;
+  // RFC 7871 6: bits past the source prefix must be zero; clearing them would answer for another address.
+  if (spare > 0 && ((address[address.length - 1] as number) & ((1 << spare) - 1)) !== 0) throw new EdnsError(`client subnet has address bits set past its /${sourcePrefixLength}`);
+  return { address: bytesToIp(address, family), sourcePrefixLength };
 }
 
 /** Reads the OPT record of a query's additional section; null without one. Throws EdnsError when malformed. */
@@ -76,15 +77,17 @@ export function readEdns(additionals: readonly { readonly type: string; readonly
     opt = record as OptRecord;
   }
   if (opt === null) return null;
+  const version = opt.ednsVersion ?? 0;
   let subnet: ClientSubnet | null = null;
-  for (const option of opt.options ?? []) {
+  // Options of a later EDNS version may mean something else: such a query gets BADVERS, unread.
+  for (const option of version === 0 ? (opt.options ?? []) : []) {
     if (option.code !== ECS_OPTION) continue;
     if (subnet !== null) throw new EdnsError('more than one client subnet option');
     subnet = readClientSubnet(option.data ?? new Uint8Array(0));
   }
   return {
     udpSize: Math.max(CLASSIC_UDP_ANSWER, opt.udpPayloadSize ?? CLASSIC_UDP_ANSWER),
-    version: opt.ednsVersion ?? 0,
+    version,
     dnssecOk: ((opt.flags ?? 0) & 0x8000) !== 0,
     subnet,
   };

@@ -11,6 +11,9 @@ import { MAX_UDP_ANSWER } from './edns.js';
 import { EDNS_DO, FLAG_RD, FLAG_TC } from './wire.js';
 import { RCODE_NXDOMAIN, RCODE_SERVFAIL } from './rcodes.js';
 
+/** The answer when no forwarder gave one. */
+const SERVFAIL: ForwardedAnswer = { rcode: RCODE_SERVFAIL, answers: [], authorities: [], additionals: [] };
+
 /** What a forwarder said, ready to be copied into the client's answer. */
 export interface ForwardedAnswer {
   readonly rcode: number;
@@ -29,12 +32,6 @@ const NEGATIVE_DEFAULT_S = 60;
 interface Cached {
   readonly answer: ForwardedAnswer;
   readonly storedAt: number;
-}
-
-interface Pending {
-  readonly expect: HostPort;
-  readonly question: Question;
-  readonly settle: (packet: DecodedPacket | null) => void;
 }
 
 function ttlOf(records: readonly Answer[]): number {
@@ -63,8 +60,10 @@ function sameQuestion(a: Question | undefined, b: Question): boolean {
 /**
  * Forwards questions outside the zones to the configured resolvers, in order,
  * over UDP (TCP when the answer was truncated), and caches answers for their
- * TTL. Identical questions in flight share one upstream query. Answers are
- * accepted only from the address asked, with the same id and question.
+ * TTL. Identical questions in flight share one upstream query. Each UDP query
+ * goes out from a fresh socket on a port the kernel picks at random, with a
+ * random id (RFC 5452); answers are accepted only from the address and port
+ * asked, with the same id and question, and anything else is dropped and counted.
  */
 export class Forwarder {
   readonly #servers: readonly HostPort[];
@@ -72,8 +71,8 @@ export class Forwarder {
   readonly #logger: Logger;
   readonly #cache = new LRUCache<string, Cached>({ max: 10_000, ttlAutopurge: false });
   readonly #inFlight = new Map<string, Promise<ForwardedAnswer>>();
-  readonly #pending = new Map<number, Pending>();
-  readonly #sockets = new Map<4 | 6, Socket>();
+  /** Sockets of the UDP queries in flight, with what ends each. */
+  readonly #open = new Map<Socket, (packet: DecodedPacket | null) => void>();
 
   constructor(servers: readonly HostPort[], metrics: DnsMetrics, logger: Logger) {
     this.#servers = servers;
@@ -93,12 +92,21 @@ export class Forwarder {
     }
     let flight = this.#inFlight.get(key);
     if (flight === undefined) {
-      flight = this.#ask(question, dnssecOk).finally(() => this.#inFlight.delete(key));
+      flight = this.#ask(question, dnssecOk)
+        .catch((err: Error) => {
+          // A bug must cost this question, never the process: it fails like a silent forwarder.
+          this.#logger.error({ err: err.message, stack: err.stack, name: question.name }, 'dns forwarding failed unexpectedly');
+          this.#metrics.forwarded('failed');
+          return SERVFAIL;
+        })
+        .finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, flight);
-      void flight.then((answer) => {
-        const seconds = cacheSeconds(answer);
-        if (seconds > 0) this.#cache.set(key, { answer, storedAt: Date.now() }, { ttl: seconds * 1000 });
-      });
+      void flight
+        .then((answer) => {
+          const seconds = cacheSeconds(answer);
+          if (seconds > 0) this.#cache.set(key, { answer, storedAt: Date.now() }, { ttl: seconds * 1000 });
+        })
+        .catch((err: Error) => this.#logger.warn({ err: err.message, name: question.name }, 'dns forwarded answer not cached'));
     }
     return flight;
   }
@@ -110,7 +118,7 @@ export class Forwarder {
 
   async #ask(question: Question, dnssecOk: boolean): Promise<ForwardedAnswer> {
     for (const server of this.#servers) {
-      const id = this.#freeId();
+      const id = randomInt(0, 65_536);
       const query = dnsPacket.encode({
         id,
         type: 'query',
@@ -135,61 +143,62 @@ export class Forwarder {
       };
     }
     this.#metrics.forwarded('failed');
-    return { rcode: RCODE_SERVFAIL, answers: [], authorities: [], additionals: [] };
+    return SERVFAIL;
   }
 
   #overUdp(server: HostPort, id: number, question: Question, query: Buffer): Promise<DecodedPacket | null> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => settle(null), TRY_TIMEOUT_MS).unref();
+      const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
       const settle = (packet: DecodedPacket | null): void => {
+        if (!this.#open.delete(socket)) return;
         clearTimeout(timer);
-        this.#pending.delete(id);
+        socket.close();
         resolve(packet);
       };
-      this.#pending.set(id, { expect: server, question, settle });
-      this.#socket(isIP(server.host) === 6 ? 6 : 4).send(query, server.port, server.host, (err) => {
-        if (err !== null) settle(null);
+      const timer = setTimeout(() => settle(null), TRY_TIMEOUT_MS).unref();
+      this.#open.set(socket, settle);
+      socket.on('message', (message, from) => {
+        const packet = this.#accept(message, from.address, from.port, server, id, question);
+        if (packet !== null) settle(packet);
       });
+      socket.on('error', (err) => {
+        this.#logger.warn({ err: err.message, forwarder: `${server.host}:${server.port}` }, 'dns forwarding socket error');
+        settle(null);
+      });
+      socket.unref();
+      // Unbound, the socket binds on this first send to a port the kernel picks at random.
+      try {
+        socket.send(query, server.port, server.host, (err) => {
+          if (err !== null) settle(null);
+        });
+      } catch (err) {
+        this.#logger.warn({ err: (err as Error).message, forwarder: `${server.host}:${server.port}` }, 'dns forwarding send failed');
+        settle(null);
+      }
     });
   }
 
-  #socket(family: 4 | 6): Socket {
-    let socket = this.#sockets.get(family);
-    if (socket === undefined) {
-      socket = createSocket(family === 4 ? 'udp4' : 'udp6');
-      socket.on('message', (message, from) => this.#received(message, from.address, from.port));
-      socket.on('error', (err) => this.#logger.warn({ err: err.message }, 'dns forwarding socket error'));
-      socket.unref();
-      this.#sockets.set(family, socket);
+  /** The decoded answer when `message` answers this query; null (dropped, counted) for anything else. */
+  #accept(message: Buffer, address: string, port: number, server: HostPort, id: number, question: Question): DecodedPacket | null {
+    let packet: DecodedPacket | null = null;
+    if (message.length >= 12 && message.readUInt16BE(0) === id && port === server.port && sameHost(server.host, address)) {
+      try {
+        packet = dnsPacket.decode(message);
+      } catch {
+        packet = null;
+      }
     }
-    return socket;
-  }
-
-  #received(message: Buffer, address: string, port: number): void {
-    if (message.length < 12) return;
-    const pending = this.#pending.get(message.readUInt16BE(0));
-    if (pending === undefined || pending.expect.port !== port || !sameHost(pending.expect.host, address)) return;
-    let packet: DecodedPacket;
-    try {
-      packet = dnsPacket.decode(message);
-    } catch {
-      return; // garbage with a matching id: keep waiting for the real answer
+    // Garbage, another port or another question: keep waiting for the real answer.
+    if (packet === null || !sameQuestion(packet.questions?.[0], question)) {
+      this.#metrics.forwardDropped();
+      return null;
     }
-    if (!sameQuestion(packet.questions?.[0], pending.question)) return;
-    pending.settle(packet);
-  }
-
-  #freeId(): number {
-    for (;;) {
-      const id = randomInt(0, 65_536);
-      if (!this.#pending.has(id)) return id;
-    }
+    return packet;
   }
 
   /** Closes the sockets; queries in flight end as timeouts. */
   close(): void {
-    for (const socket of this.#sockets.values()) socket.close();
-    this.#sockets.clear();
+    for (const settle of [...this.#open.values()]) settle(null);
   }
 }
 

@@ -1,13 +1,14 @@
-import dnsPacket, { type Answer, type DecodedPacket, type Question } from 'dns-packet';
+import type { Answer, Question } from 'dns-packet';
 import { parseIp } from '../net/ip.js';
 import type { Logger } from '../observability/logger.js';
 import type { Asker, Authority } from './authority.js';
 import type { DnsMetrics, Transport } from './dns-metrics.js';
-import { CLASSIC_UDP_ANSWER, EdnsError, MAX_UDP_ANSWER, readEdns, subnetOption, type Edns } from './edns.js';
+import { CLASSIC_UDP_ANSWER, MAX_UDP_ANSWER, subnetOption, type Edns } from './edns.js';
+import { readQuery, type ReadQuery } from './query.js';
 import type { Forwarder } from './forwarder.js';
 import { AnswerCache, type Freshness } from './answer-cache.js';
 import type { Origin } from '../geo/origin.js';
-import { EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_BYTES, assemble, plainQuestionName, plausibleCounts, questionEnd } from './wire.js';
+import { EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, assemble, plainQuestionName } from './wire.js';
 import { RCODE_BADVERS, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, RCODE_SERVFAIL } from './rcodes.js';
 
 /** Longer queries are answered but not cached: real ones are far shorter, and keys must stay small. */
@@ -42,6 +43,18 @@ interface Reuse {
   readonly built: Freshness;
   readonly origin: Origin | null;
 }
+
+/** The OPT answering a malformed one (RFC 6891 7): version 0, no flags, no options. */
+const MINIMAL_OPT = {
+  name: '.',
+  type: 'OPT',
+  udpPayloadSize: MAX_UDP_ANSWER,
+  extendedRcode: 0,
+  ednsVersion: 0,
+  flags: 0,
+  flag_do: false,
+  options: [],
+} as unknown as Answer;
 
 function optRecord(edns: Edns, extendedRcode: number, options: { code: number; data: Buffer }[]): Answer {
   // dns-packet types the options by name; a raw `data` buffer is what it writes for any code.
@@ -100,26 +113,14 @@ export class Responder {
       return this.#done(started, transport, out, hit);
     }
     const echoFlags = flags & (FLAG_RD | FLAG_CD) | (flags & 0x7800); // RD, CD and the opcode
-    const opcode = (flags >> 11) & 0xf;
-    if (opcode !== 0) return this.#done(started, transport, assemble(id, echoFlags | RCODE_NOTIMP, null), { qtype: 'NONE', rcode: RCODE_NOTIMP, truncated: false });
-    if (!plausibleCounts(query)) return this.#formErr(started, id, echoFlags, transport, 'section counts do not fit the message');
-    let message: DecodedPacket;
-    try {
-      message = dnsPacket.decode(query);
-    } catch {
-      return this.#formErr(started, id, echoFlags, transport, 'undecodable message');
-    }
-    if (dnsPacket.decode.bytes !== query.length) return this.#formErr(started, id, echoFlags, transport, 'bytes after the last record');
-    const end = message.questions?.length === 1 ? questionEnd(query) : -1;
-    if (end < 0) return this.#formErr(started, id, echoFlags, transport, 'not exactly one well-formed question');
-    let edns: Edns | null;
-    try {
-      edns = readEdns((message.additionals ?? []) as { type: string; name: string }[]);
-    } catch (err) {
-      if (!(err instanceof EdnsError)) throw err;
-      return this.#formErr(started, id, echoFlags, transport, err.message);
-    }
-    const asked: Asked = { id, key, wire: query, echoFlags, question: query.subarray(HEADER_BYTES, end), q: (message.questions as Question[])[0] as Question, edns, transport };
+    const read = readQuery(query);
+    const { question, q } = read;
+    const opt = read.edns === 'malformed' ? MINIMAL_OPT : read.edns === null ? null : optRecord(read.edns, 0, read.edns.subnet === null ? [] : [subnetOption(read.edns.subnet, 0)]);
+    // An opcode Meridian does not implement may give its sections and flag bits other meanings: NOTIMP whatever they hold, with RD and the opcode only.
+    if ((flags & 0x7800) !== 0) return this.#refuse(started, id, flags & (FLAG_RD | 0x7800), transport, RCODE_NOTIMP, read, opt);
+    if (read.problem !== null) return this.#refuse(started, id, echoFlags, transport, RCODE_FORMERR, read, opt);
+    const edns = read.edns as Edns | null;
+    const asked: Asked = { id, key, wire: query, echoFlags, question: question as Buffer, q: q as Question, edns, transport };
     if (edns !== null && edns.version > 0) return this.#finish(started, asked, RCODE_BADVERS, 0, { answers: [], authorities: [] }, 0);
     return this.#route(asked, peer, started);
   }
@@ -141,13 +142,14 @@ export class Responder {
       return this.#finish(started, asked, a.rcode, FLAG_AA, a, a.scope, reuse);
     }
     if (this.#forwarder === null || !plain || q.class !== 'IN') return this.#finish(started, asked, RCODE_REFUSED, 0, { answers: [], authorities: [] }, 0, { built, origin: null });
-    return this.#forwarder.resolve(q, edns?.dnssecOk ?? false).then(
-      (r) => this.#finish(started, asked, r.rcode, FLAG_RA, r, 0),
-      (err: Error) => {
-        this.#logger.error({ err: err.message }, 'dns forwarding failed unexpectedly');
+    return this.#forwarder
+      .resolve(q, edns?.dnssecOk ?? false)
+      .then((r) => this.#finish(started, asked, r.rcode, FLAG_RA, r, 0))
+      .catch((err: Error) => {
+        // Also an answer dns-packet decoded but cannot encode again: SERVFAIL, never a lost query.
+        this.#logger.error({ err: err.message, name: q.name }, 'dns forwarding failed unexpectedly');
         return this.#finish(started, asked, RCODE_SERVFAIL, FLAG_RA, { answers: [], authorities: [] }, 0);
-      },
-    );
+      });
   }
 
   /** Builds the answer message, truncating it to what a UDP client can take. */
@@ -181,9 +183,11 @@ export class Responder {
     return this.#done(started, asked.transport, out, outcome);
   }
 
-  #formErr(started: bigint, id: number, echoFlags: number, transport: Transport, reason: string): Buffer {
-    this.#logger.debug({ reason }, 'dns query refused as malformed');
-    return this.#done(started, transport, assemble(id, echoFlags | RCODE_FORMERR, null), { qtype: 'NONE', rcode: RCODE_FORMERR, truncated: false });
+  /** An error answer (FORMERR, NOTIMP) with the question and the OPT where they could be read. */
+  #refuse(started: bigint, id: number, echoFlags: number, transport: Transport, rcode: number, read: ReadQuery, opt: Answer | null): Buffer {
+    if (read.problem !== null) this.#logger.debug({ reason: read.problem }, 'dns query refused as malformed');
+    const out = assemble(id, echoFlags | rcode, read.question, { answers: [], authorities: [], additionals: opt === null ? [] : [opt] });
+    return this.#done(started, transport, out, { qtype: read.q?.type ?? 'NONE', rcode, truncated: false });
   }
 
   #done(started: bigint, transport: Transport, out: Buffer, outcome: Outcome): Buffer {

@@ -14,6 +14,7 @@ import { TcpListener } from './tcp.js';
 import { UdpListener } from './udp.js';
 import { ZoneSet } from './zones.js';
 import { assemble } from './wire.js';
+import { RCODE_SERVFAIL } from './rcodes.js';
 
 type DnsConfig = NonNullable<StaticConfig['dns']>;
 
@@ -51,13 +52,17 @@ export class DnsServer {
     const freshness = (): Freshness => ({ table: deps.tables.current, healthGeneration: deps.health.generation });
     const responder = new Responder(authority, this.#forwarder, this.#metrics, deps.logger, freshness);
     this.#responder = responder;
+    // A bug must cost one answer, never the listener: SERVFAIL with the query's id.
+    const failed = (query: Buffer, err: Error): Buffer | null => {
+      deps.logger.error({ err: err.message, stack: err.stack }, 'dns answer failed');
+      return query.length >= 12 ? assemble(query.readUInt16BE(0), RCODE_SERVFAIL, null) : null;
+    };
     this.#answer = (query, peer, transport) => {
       try {
-        return responder.respond(query, peer, transport);
+        const out = responder.respond(query, peer, transport);
+        return out instanceof Promise ? out.catch((err: Error) => failed(query, err)) : out;
       } catch (err) {
-        // A bug must cost one answer, never the listener: SERVFAIL with the query's id.
-        deps.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'dns answer failed');
-        return query.length >= 12 ? assemble(query.readUInt16BE(0), 2, null) : null;
+        return failed(query, err as Error);
       }
     };
   }

@@ -83,11 +83,15 @@ class DnsConnection {
     }
     this.#pending++;
     if (this.#pending >= this.limits.maxPendingPerConnection) this.socket.pause();
-    void out.then((later) => {
-      this.#pending--;
-      if (later !== null) this.#write(later);
-      this.#resume();
-    });
+    void out
+      .then((later) => {
+        if (later !== null) this.#write(later);
+      })
+      .catch(() => this.socket.destroy())
+      .finally(() => {
+        this.#pending--;
+        this.#resume();
+      });
   }
 
   #write(out: Buffer): void {

@@ -12,6 +12,7 @@ export class UdpListener {
   readonly #logger: Logger;
 
   readonly #sharing: PortSharing;
+  #closed = false;
 
   constructor(host: string, answer: Answerer, logger: Logger, sharing: PortSharing = 'own') {
     // Answers go to the literal address a query came from: resolve it on the spot,
@@ -45,17 +46,25 @@ export class UdpListener {
   #received(message: Buffer, address: string, port: number): void {
     const out = this.#answer(message, address, 'udp');
     if (out === null) return;
-    if (out instanceof Promise) void out.then((later) => later !== null && this.#send(later, address, port));
-    else this.#send(out, address, port);
+    if (!(out instanceof Promise)) this.#send(out, address, port);
+    else
+      void out
+        .then((later) => {
+          if (later !== null) this.#send(later, address, port);
+        })
+        .catch((err: Error) => this.#logger.error({ err: err.message }, 'dns udp answer failed'));
   }
 
   #send(out: Buffer, address: string, port: number): void {
+    // A forwarded answer may be ready after close, when sending would throw.
+    if (this.#closed) return;
     // Without a callback Node can send synchronously; failures reach the 'error' handler.
     this.#socket.send(out, port, address);
   }
 
   /** Stops receiving. */
   close(): Promise<void> {
+    this.#closed = true;
     return new Promise((resolve) => this.#socket.close(() => resolve()));
   }
 }

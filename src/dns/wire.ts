@@ -1,4 +1,5 @@
 import dnsPacket, { type Answer } from 'dns-packet';
+import { compress } from './compress.js';
 
 /** Header flag bits (RFC 1035 4.1.1). */
 export const FLAG_QR = 0x8000;
@@ -49,14 +50,13 @@ export function plainQuestionName(message: Buffer): boolean {
 }
 
 /**
- * Whether the header's section counts fit the message: exactly one question
- * and no more records than the remaining bytes could hold (11 bytes at least
- * each). Checked before decoding, which allocates per counted record.
+ * Whether the header's section counts fit the message: no more questions and
+ * records than the bytes after the header could hold (5 and 11 bytes at least
+ * each). Checked before decoding, which allocates per counted entry.
  */
 export function plausibleCounts(message: Buffer): boolean {
-  if (message.readUInt16BE(4) !== 1) return false;
   const records = message.readUInt16BE(6) + message.readUInt16BE(8) + message.readUInt16BE(10);
-  return records * 11 <= message.length - HEADER_BYTES - 5;
+  return message.readUInt16BE(4) * 5 + records * 11 <= message.length - HEADER_BYTES;
 }
 
 /** The records of an answer, by section. */
@@ -71,7 +71,7 @@ const NO_RECORDS: Sections = { answers: [], authorities: [], additionals: [] };
 /**
  * A response message: the header written here, the question copied byte for
  * byte from the query (so its case and type come back exactly as asked), the
- * records encoded by dns-packet.
+ * records encoded by dns-packet, then names compressed (dns-packet does not).
  */
 export function assemble(id: number, flags: number, question: Buffer | null, sections: Sections = NO_RECORDS): Buffer {
   const records =
@@ -89,5 +89,5 @@ export function assemble(id: number, flags: number, question: Buffer | null, sec
   let at = HEADER_BYTES;
   if (question !== null) at += question.copy(out, at);
   if (records !== null) records.copy(out, at, HEADER_BYTES);
-  return out;
+  return records === null ? out : compress(out);
 }

@@ -5,7 +5,7 @@ import type { Origin } from '../geo/origin.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RoutingTable, TableSource } from '../routing/table.js';
-import { writeSnapshot } from './snapshot.js';
+import { readSnapshot, writeSnapshot, type SnapshotFile } from './snapshot.js';
 
 /** A whole routing document as a store delivers it, already validated as one. */
 export interface StoreSnapshot {
@@ -76,7 +76,8 @@ export class TableApplier {
   #appliedAt: Date | null = null;
   readonly #options: ApplierOptions;
   #document: RoutingDocument | null = null;
-  #fileRevision = 0;
+  /** The revision of the last file table applied; null until the first (then seeded from the last-good snapshot). */
+  #fileRevision: number | null = null;
   #snapshotWrite: Promise<void> = Promise.resolve();
   #queue: Promise<unknown> = Promise.resolve();
   #latest = 0;
@@ -162,7 +163,7 @@ export class TableApplier {
       metrics.configReloads.inc({ source: snapshot.source, result: 'unchanged' });
       return { result: 'unchanged' };
     }
-    const revision = snapshot.revision ?? this.#fileRevision + 1;
+    const revision = snapshot.revision ?? (await this.#nextFileRevision(snapshot));
     const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#options.runtime, processes: this.#options.processes ?? 1 };
     const compiled = await compileTableSliced(snapshot.doc, context, this.#current);
     if (compiled.issues.length > 0) {
@@ -210,6 +211,29 @@ export class TableApplier {
     this.#retain(table);
     this.#options.metrics.retainRoutes(new Set(table.routes.keys()));
     this.#options.metrics.configRevision.set(table.revision);
+  }
+
+  /**
+   * A file table's revision: one past the previous one. The first after a
+   * start continues from the last-good snapshot (the same revision when it holds
+   * this very document), so revisions, and the GeoDNS SOA serial that follows
+   * them, never go backwards across restarts.
+   */
+  async #nextFileRevision(snapshot: StoreSnapshot): Promise<number> {
+    if (this.#fileRevision !== null) return this.#fileRevision + 1;
+    const path = this.#options.snapshotPath;
+    if (path === null) return 1;
+    let stored: SnapshotFile | null;
+    try {
+      stored = await readSnapshot(path);
+    } catch (err) {
+      this.#options.logger.warn({ err: (err as Error).message, path }, 'last-good snapshot unreadable; file revisions start at 1');
+      return 1;
+    }
+    if (stored === null) return 1;
+    const raw = snapshot.rawJson();
+    const same = stored.origin === this.#options.origin && JSON.stringify(stored.document) === JSON.stringify(JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8')));
+    return same ? stored.revision : stored.revision + 1;
   }
 
   #saveSnapshot(source: 'file' | 'etcd', revision: number, snapshot: StoreSnapshot): void {

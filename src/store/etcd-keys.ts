@@ -126,6 +126,11 @@ export class EtcdKeyState {
     return this.#entries.size;
   }
 
+  /** Whether a key holds a routing object (a region, service or route). */
+  isRouting(key: string): boolean {
+    return this.#locate(key) !== null;
+  }
+
   #locate(key: string): { kind: ObjectKind; name: string } | null {
     if (!key.startsWith(this.prefix)) return null;
     const rest = key.slice(this.prefix.length);

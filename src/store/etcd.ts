@@ -7,6 +7,11 @@ import { EtcdKeyState, type KeyChange, type KeyUpdate } from './etcd-keys.js';
 
 /** The routing objects in force in etcd at one revision. */
 export interface EtcdSnapshot {
+  /**
+   * The revision of the last change to a routing key (the highest mod revision
+   * of the keys listed, or of a put or delete seen since): the same on every
+   * node for the same keys, unlike etcd's revision, which other keys move too.
+   */
   readonly revision: number;
   /** Counts changes of the objects in force: equal generations hold the very same objects. */
   readonly generation: number;
@@ -49,6 +54,8 @@ export class EtcdStore {
   readonly #metrics: Metrics;
   #state: EtcdState = 'connecting';
   #revision = 0;
+  /** The revision of the last change to a routing key seen; never goes back. */
+  #routingRevision = 0;
   #generation = 0;
   #closed = false;
   #watcher: Watcher | null = null;
@@ -80,6 +87,13 @@ export class EtcdStore {
   /** The fleet: every live node's published health view, by node name. */
   fleet(): Record<string, unknown> {
     return Object.fromEntries(this.#nodes);
+  }
+
+  /** The highest mod revision among routing keys; 0 when none is among them. */
+  #lastRoutingChange(kvs: readonly { readonly key: string; readonly modRevision: string }[]): number {
+    let last = 0;
+    for (const kv of kvs) if (this.#keys.isRouting(kv.key)) last = Math.max(last, Number(kv.modRevision));
+    return last;
   }
 
   /** Keeps node views (`<prefix>nodes/<node>`) aside from routing keys. */
@@ -123,9 +137,10 @@ export class EtcdStore {
         if (this.#closed) return;
         const all = listed.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString() }));
         const revision = Number(listed.header.revision);
+        const routing = this.#lastRoutingChange(listed.kvs.map((kv) => ({ key: kv.key.toString(), modRevision: kv.mod_revision })));
         this.#setState('connected');
         backoff = BACKOFF_MIN_MS;
-        await this.#judge(revision, onSnapshot, () => {
+        await this.#judge(revision, routing, onSnapshot, () => {
           this.#nodes.clear();
           this.#noteNodes(all);
           return this.#keys.replaceAll(all);
@@ -154,7 +169,9 @@ export class EtcdStore {
       watcher.on('data', (res: IWatchResponse) => {
         const changes: KeyChange[] = res.events.map((e) => ({ key: e.kv.key.toString(), value: e.type === 'Delete' ? null : e.kv.value.toString() }));
         this.#noteNodes(changes);
-        void this.#judge(Number(res.header.revision), onSnapshot, () => this.#keys.update(changes), false);
+        // A delete event's kv carries the revision of the delete.
+        const routing = this.#lastRoutingChange(res.events.map((e) => ({ key: e.kv.key.toString(), modRevision: e.kv.mod_revision })));
+        void this.#judge(Number(res.header.revision), routing, onSnapshot, () => this.#keys.update(changes), false);
       });
       watcher.on('disconnected', (err: Error) => this.#setState('disconnected', err.message));
       watcher.on('connected', () => this.#setState('connected'));
@@ -177,11 +194,12 @@ export class EtcdStore {
    * touched routing keys, and after every listing. Refused keys are logged and
    * counted once each.
    */
-  #judge(revision: number, onSnapshot: (snapshot: EtcdSnapshot) => void, judge: () => Promise<KeyUpdate>, listing: boolean): Promise<void> {
+  #judge(revision: number, routingRevision: number, onSnapshot: (snapshot: EtcdSnapshot) => void, judge: () => Promise<KeyUpdate>, listing: boolean): Promise<void> {
     this.#work = this.#work.then(async () => {
       if (this.#closed) return;
       const update = await judge();
       this.#revision = Math.max(this.#revision, revision);
+      this.#routingRevision = Math.max(this.#routingRevision, routingRevision);
       if (update.changed) this.#generation++;
       for (const issue of update.rejected) {
         this.#logger.warn({ key: issue.path, reason: reasonOf(issue), error: issue.message }, 'etcd key rejected; what is in force stays');
@@ -191,7 +209,7 @@ export class EtcdStore {
       this.#metrics.etcdKeysRejected.set(heldBack.length);
       if (!update.touched && !listing) return;
       const keys = this.#keys;
-      onSnapshot({ revision: this.#revision, generation: this.#generation, doc: keys.document(), issues: keys.documentIssues(), heldBack, rawJson: () => keys.rawJson() });
+      onSnapshot({ revision: this.#routingRevision, generation: this.#generation, doc: keys.document(), issues: keys.documentIssues(), heldBack, rawJson: () => keys.rawJson() });
     }).catch((err: Error) => this.#logger.error({ err: err.message, revision }, 'etcd revision could not be judged; the table in force stays'));
     return this.#work;
   }
