@@ -383,25 +383,37 @@ t.test('forwarders: a truncated UDP answer is fetched again over TCP', async (t)
     const q = dnsPacket.decode(message);
     return dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE | (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0), questions: q.questions, answers: truncated ? [] : records });
   };
-  const udp = createSocket('udp4');
-  udp.on('message', (message, peer) => udp.send(answerFor(message, true), peer.port, peer.address));
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
-  const port = udp.address().port;
   let tcpQueries = 0;
-  const tcp = createServer((socket) => {
-    socket.on('data', (chunk: Buffer) => {
-      tcpQueries++;
-      const answer = answerFor(chunk.subarray(2, 2 + chunk.readUInt16BE(0)), false);
-      const length = Buffer.alloc(2);
-      length.writeUInt16BE(answer.length);
-      socket.end(Buffer.concat([length, answer]));
+  // One port for both transports: a UDP port whose TCP twin another socket holds is given up for the next.
+  let port = 0;
+  for (let attempt = 0; port === 0; attempt++) {
+    const udp = createSocket('udp4');
+    udp.on('message', (message, peer) => udp.send(answerFor(message, true), peer.port, peer.address));
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    const tcp = createServer((socket) => {
+      socket.on('data', (chunk: Buffer) => {
+        tcpQueries++;
+        const answer = answerFor(chunk.subarray(2, 2 + chunk.readUInt16BE(0)), false);
+        const length = Buffer.alloc(2);
+        length.writeUInt16BE(answer.length);
+        socket.end(Buffer.concat([length, answer]));
+      });
     });
-  });
-  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
-  t.teardown(() => {
-    udp.close();
-    tcp.close();
-  });
+    const listening = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen(udp.address().port, '127.0.0.1', () => resolve(true));
+    });
+    if (!listening) {
+      udp.close();
+      if (attempt >= 20) throw new Error('no port free for both UDP and TCP');
+      continue;
+    }
+    port = udp.address().port;
+    t.teardown(() => {
+      udp.close();
+      tcp.close();
+    });
+  }
   const ups = await upstreams(t, 4);
   const m = await meridian(t, routes(ups, await deadPort()), { forwarders: [`127.0.0.1:${port}`] });
   const r = await dig(m.dnsPort, ['many.test', 'AAAA', '+tcp']);
