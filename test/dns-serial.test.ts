@@ -64,4 +64,15 @@ t.test('etcd mode: two nodes on the same table answer the same serial, the etcd 
   const revision = Number(put.header.revision);
   await waitFor(async () => (await serial(a.dnsPort as number)) === revision && (await serial(b.dnsPort as number)) === revision, `both nodes to answer serial ${revision}`);
   t.pass(`after a change both answer the etcd revision of the change, ${revision}`);
+
+  // A delete is the last routing change: a listing after a restart cannot see its revision, node A's snapshot can.
+  await client.put(`${prefix}routes/old`).value(JSON.stringify({ hosts: ['old.example.com'], service: 'web' }));
+  const deleted = Number((await client.delete().key(`${prefix}routes/old`)).header.revision);
+  await waitFor(async () => (await serial(a.dnsPort as number)) === deleted, `node A to answer the delete's revision ${deleted}`);
+  await a.meridian.close();
+  const again = await startTestMeridian({}, { ...DNS, node: { name: 'node-a' }, store }, { dir: a.dir });
+  t.teardown(() => again.close());
+  await waitFor(async () => (await serial(again.dnsPort as number)) > 0, 'node A to serve again');
+  t.equal(await serial(again.dnsPort as number), deleted, `restarted after a delete: still ${deleted}, never back to the last put's revision`);
+  t.equal(await serial(b.dnsPort as number), deleted, 'the same as node B, which watched the delete');
 });

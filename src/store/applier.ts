@@ -78,6 +78,8 @@ export class TableApplier {
   #document: RoutingDocument | null = null;
   /** The revision of the last file table applied; null until the first (then seeded from the last-good snapshot). */
   #fileRevision: number | null = null;
+  /** Whether an etcd table has been applied since the start (the first is checked against the last-good snapshot). */
+  #etcdSeen = false;
   #snapshotWrite: Promise<void> = Promise.resolve();
   #queue: Promise<unknown> = Promise.resolve();
   #latest = 0;
@@ -163,7 +165,7 @@ export class TableApplier {
       metrics.configReloads.inc({ source: snapshot.source, result: 'unchanged' });
       return { result: 'unchanged' };
     }
-    const revision = snapshot.revision ?? (await this.#nextFileRevision(snapshot));
+    const revision = snapshot.revision === undefined ? await this.#nextFileRevision(snapshot) : await this.#etcdRevision(snapshot.revision, snapshot);
     const context: CompileContext = { revision, source: snapshot.source, node: this.#options.node, bindings: this.#options.runtime, processes: this.#options.processes ?? 1 };
     const compiled = await compileTableSliced(snapshot.doc, context, this.#current);
     if (compiled.issues.length > 0) {
@@ -221,19 +223,39 @@ export class TableApplier {
    */
   async #nextFileRevision(snapshot: StoreSnapshot): Promise<number> {
     if (this.#fileRevision !== null) return this.#fileRevision + 1;
+    const stored = await this.#stored(snapshot);
+    if (stored === null) return 1;
+    return stored.same ? stored.revision : stored.revision + 1;
+  }
+
+  /**
+   * An etcd table's revision: the revision of the last routing change as the
+   * listing or the watch saw it. A listing cannot see a delete, so after a
+   * restart the first table may list lower than the revision this node had
+   * already served for the same document: it keeps that one, never going back.
+   */
+  async #etcdRevision(listed: number, snapshot: StoreSnapshot): Promise<number> {
+    if (this.#etcdSeen) return listed;
+    this.#etcdSeen = true;
+    const stored = await this.#stored(snapshot);
+    return stored !== null && stored.same && stored.revision > listed ? stored.revision : listed;
+  }
+
+  /** The last-good snapshot's revision and whether it holds this very document from this origin; null without a readable one. */
+  async #stored(snapshot: StoreSnapshot): Promise<{ revision: number; same: boolean } | null> {
     const path = this.#options.snapshotPath;
-    if (path === null) return 1;
+    if (path === null) return null;
     let stored: SnapshotFile | null;
     try {
       stored = await readSnapshot(path);
     } catch (err) {
-      this.#options.logger.warn({ err: (err as Error).message, path }, 'last-good snapshot unreadable; file revisions start at 1');
-      return 1;
+      this.#options.logger.warn({ err: (err as Error).message, path }, 'last-good snapshot unreadable; revisions are not continued from it');
+      return null;
     }
-    if (stored === null) return 1;
+    if (stored === null) return null;
     const raw = snapshot.rawJson();
     const same = stored.origin === this.#options.origin && JSON.stringify(stored.document) === JSON.stringify(JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8')));
-    return same ? stored.revision : stored.revision + 1;
+    return { revision: stored.revision, same };
   }
 
   #saveSnapshot(source: 'file' | 'etcd', revision: number, snapshot: StoreSnapshot): void {
