@@ -1,9 +1,10 @@
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo } from 'node:net';
-import dnsPacket, { type Packet } from 'dns-packet';
+import dnsPacket from 'dns-packet';
 import t, { type Test } from 'tap';
 import { getJson, send } from './helpers/client.js';
 import { dig } from './helpers/dig.js';
+import { rawQuery, udpExchange } from './helpers/dns-raw.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
@@ -75,27 +76,6 @@ async function meridian(t: Test, doc: Record<string, unknown>, dns: Record<strin
   t.teardown(() => m.close());
   if (m.dnsPort === null) throw new Error('dns not listening');
   return m as TestMeridian & { dnsPort: number };
-}
-
-/** Sends one raw message over UDP and resolves with the answer (rejects after 2 s). */
-function udpExchange(port: number, message: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket: UdpSocket = createSocket('udp4');
-    const timer = setTimeout(() => {
-      socket.close();
-      reject(new Error('no answer'));
-    }, 2_000);
-    socket.on('message', (answer) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(answer);
-    });
-    socket.send(message, port, '127.0.0.1');
-  });
-}
-
-function query(packet: Packet): Buffer {
-  return dnsPacket.encode({ type: 'query', id: 4242, flags: dnsPacket.RECURSION_DESIRED, ...packet });
 }
 
 function rcodeOf(answer: Buffer): number {
@@ -245,15 +225,15 @@ t.test('GeoDNS against a routing table, through real dig', async (t) => {
   t.test('NOTIMP for other opcodes, FORMERR for malformed questions and client subnets', async (t) => {
     const notify = await dig(port, ['www.example.com', '+opcode=4']);
     t.equal(notify.status, 'NOTIMP');
-    const two = await udpExchange(port, query({ questions: [{ type: 'A', name: 'www.example.com' }, { type: 'A', name: 'api.example.com' }] }));
+    const two = await udpExchange(port, rawQuery({ questions: [{ type: 'A', name: 'www.example.com' }, { type: 'A', name: 'api.example.com' }] }));
     t.equal(rcodeOf(two), 1, 'two questions: FORMERR');
     t.equal(two.readUInt16BE(0), 4242, 'with the query id');
-    const none = await udpExchange(port, query({ questions: [] }));
+    const none = await udpExchange(port, rawQuery({ questions: [] }));
     t.equal(rcodeOf(none), 1, 'no question: FORMERR');
-    const garbage = Buffer.concat([query({ questions: [{ type: 'A', name: 'www.example.com' }] }).subarray(0, 20)]);
+    const garbage = Buffer.concat([rawQuery({ questions: [{ type: 'A', name: 'www.example.com' }] }).subarray(0, 20)]);
     t.equal(rcodeOf(await udpExchange(port, garbage)), 1, 'a question cut short: FORMERR');
     const ecs = (data: number[]): Buffer =>
-      query({
+      rawQuery({
         questions: [{ type: 'A', name: 'www.example.com' }],
         additionals: [{ name: '.', type: 'OPT', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [{ code: 8, data: Buffer.from(data) }] as never }],
       });
@@ -266,9 +246,9 @@ t.test('GeoDNS against a routing table, through real dig', async (t) => {
     t.same(good.answers?.map((a) => (a as { data: string }).data), ['203.0.113.20']);
     const counts = Buffer.from('00000000ffffffffffffffff00', 'hex');
     t.equal(rcodeOf(await udpExchange(port, counts)), 1, 'section counts the message cannot hold: FORMERR before decoding');
-    const trailing = Buffer.concat([query({ questions: [{ type: 'A', name: 'www.example.com' }] }), Buffer.alloc(10)]);
+    const trailing = Buffer.concat([rawQuery({ questions: [{ type: 'A', name: 'www.example.com' }] }), Buffer.alloc(10)]);
     t.equal(rcodeOf(await udpExchange(port, trailing)), 1, 'bytes after the last record: FORMERR (and nothing cached under them)');
-    const response = query({ questions: [{ type: 'A', name: 'www.example.com' }] });
+    const response = rawQuery({ questions: [{ type: 'A', name: 'www.example.com' }] });
     response.writeUInt16BE(response.readUInt16BE(2) | 0x8000, 2);
     await t.rejects(udpExchange(port, response), /no answer/, 'a response is never answered (no loops)');
   });

@@ -9,6 +9,19 @@ import { placeholderCertificate, type PemPair } from './placeholder-certificate.
 /** How often certificate files are looked at for changes. */
 const CHECK_MS = 1_000;
 
+/** What the admin state shows of any loaded certificate. */
+function certificateView(c: LoadedCertificate): Record<string, unknown> {
+  return {
+    names: c.names,
+    subject: c.subject,
+    issuer: c.issuer,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    fingerprint256: c.fingerprint256,
+    loadedAt: c.loadedAt.toISOString(),
+  };
+}
+
 /** A certificate's problem as the admin state lists it. */
 export interface CertificateProblem {
   readonly key: string;
@@ -150,31 +163,9 @@ export class CertificateSet {
 
   /** The certificates as the admin state shows them (files first, then what ACME issued). */
   state(): Record<string, unknown>[] {
-    const issued = [...this.#issued.values()].map((c) => ({
-      acme: c.names[0],
-      names: c.names,
-      subject: c.subject,
-      issuer: c.issuer,
-      notBefore: c.notBefore.toISOString(),
-      notAfter: c.notAfter.toISOString(),
-      fingerprint256: c.fingerprint256,
-      loadedAt: c.loadedAt.toISOString(),
-    }));
-    return [...this.#files(), ...issued];
-  }
-
-  #files(): Record<string, unknown>[] {
-    return this.#loaded.map((c, i) => ({
-      cert: c.files.cert,
-      names: c.names,
-      subject: c.subject,
-      issuer: c.issuer,
-      notBefore: c.notBefore.toISOString(),
-      notAfter: c.notAfter.toISOString(),
-      fingerprint256: c.fingerprint256,
-      loadedAt: c.loadedAt.toISOString(),
-      error: this.#problems[i],
-    }));
+    const files = this.#loaded.map((c, i) => ({ cert: c.files.cert, ...certificateView(c), error: this.#problems[i] }));
+    const issued = [...this.#issued.values()].map((c) => ({ acme: c.names[0], ...certificateView(c) }));
+    return [...files, ...issued];
   }
 
   #warnIfExpired(cert: LoadedCertificate): void {
