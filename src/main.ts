@@ -12,6 +12,7 @@ import { servingRuntime } from './proxy/runtime.js';
 import { UpstreamRegistry } from './proxy/upstream.js';
 import { Lifecycle } from './lifecycle.js';
 import { TableApplier } from './store/applier.js';
+import { tableSamples } from './routing/table-samples.js';
 import { geoDatabasePart } from './geo/attach.js';
 import { proxyOptions } from './proxy/options.js';
 import { routingSourcePart, sourceOrigin } from './store/routing-source.js';
@@ -54,6 +55,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   // Route hosts may be the ACME names: a new table may bring a name to order.
   let acme: AcmeRenewer | null = null;
   const applier = new TableApplier({ runtime: servingRuntime(upstreams, health), metrics, logger, node: locator.node, snapshotPath: config.store.snapshot, origin, onSwap: () => acme?.check() });
+  metrics.table.watch(tableSamples(() => applier.current));
   const parser = new RoutingParser();
   const geo = geoDatabasePart(config.geo.mmdb, locator, logger);
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });

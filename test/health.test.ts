@@ -64,7 +64,7 @@ t.test('thresholds: down after unhealthyThreshold failed checks, up after health
   t.match(health(m, a!.address), { reason: 'ok', rank: 0 });
   t.type(health(m, a!.address).checkRttMs, 'number');
   const up = await metric(m, 'meridian_endpoint_up{');
-  t.equal(up.length, 2, 'one meridian_endpoint_up series per endpoint identity');
+  t.same(up.sort(), [`meridian_endpoint_up{service="web",version="stable",region="eu-west",endpoint="${a!.address}"} 1`, `meridian_endpoint_up{service="web",version="stable",region="eu-west",endpoint="${b!.address}"} 1`].sort(), 'one meridian_endpoint_up series per service, version, region and endpoint');
   t.ok((await metric(m, 'meridian_health_checks_total{result="status-503"}')).length === 1, 'failed checks are counted by reason');
 });
 

@@ -92,7 +92,10 @@ t.test('two workers: both serve, metrics add up over both, health checks run onc
   const metrics = (await send(node.proc.adminPort, { path: '/metrics' })).text;
   t.match(metrics, /meridian_requests_total\{route="web",service="web",version="stable",region="eu-west",status_class="2xx"\} 40\n/, 'one /metrics counts the requests of every worker, once');
   t.match(metrics, /meridian_config_revision 1\n/, 'a revision every process holds is not summed');
-  t.match(metrics, /process_cpu_user_seconds_total|meridian_process_cpu_user_seconds_total/, 'process metrics are there');
+  t.match(metrics, /^process_cpu_user_seconds_total \d/m, 'Node process metrics are there, under their standard names');
+  t.notMatch(metrics, /meridian_process_|meridian_nodejs_/, 'and not under meridian_');
+  t.match(metrics, /^process_start_time_seconds \d/m, "the node's start time is the primary's (prom-client would leave it out)");
+  t.match(metrics, `meridian_endpoint_up{service="web",version="stable",region="eu-west",endpoint="${up.address}"} 1\n`, 'endpoint health comes from the control plane once, not summed over workers');
 
   await new Promise((resolve) => setTimeout(resolve, 2_000)); // ten check intervals
   const checks = up.healthChecks - checksBefore;

@@ -89,7 +89,7 @@ export function cpuBetween(before: readonly ProcessReading[], after: readonly Pr
 export interface MeridianCounts {
   /** `meridian_open_connections`: the client connections Meridian counts. */
   readonly openConnections: number;
-  /** `meridian_nodejs_heap_size_used_bytes`: V8 heap in use. */
+  /** `nodejs_heap_size_used_bytes`: V8 heap in use. */
   readonly heapUsed: number;
 }
 
@@ -108,7 +108,7 @@ export function readCounts(meridian: BenchMeridian): Promise<MeridianCounts> {
       res.on('data', (chunk: string) => (text += chunk));
       res.on('end', () => {
         try {
-          resolve({ openConnections: metric(text, 'meridian_open_connections'), heapUsed: metric(text, 'meridian_nodejs_heap_size_used_bytes') });
+          resolve({ openConnections: metric(text, 'meridian_open_connections'), heapUsed: metric(text, 'nodejs_heap_size_used_bytes') });
         } catch (err) {
           reject(err);
         }

@@ -68,6 +68,8 @@ export class AcmeRenewer {
 
   constructor(options: AcmeRenewerOptions) {
     this.#options = options;
+    // Registered with the renewer: a node without ACME exports no ACME series.
+    void options.metrics.acme;
   }
 
   /** Serves the stored certificates, starts watching the store, and starts ordering in the background. */
@@ -171,7 +173,6 @@ export class AcmeRenewer {
     state.failures = 0;
     state.retryAt = 0;
     this.#options.install(name, cert);
-    this.#options.metrics.setCertificateExpiry(name, cert.notAfter);
   }
 
   async #checkAll(): Promise<void> {
@@ -217,10 +218,10 @@ export class AcmeRenewer {
         try {
           issued = await orderCertificate({ directory: config.directory, email: config.email, accountKey, challenge: config.challenge, name, sink: this.#sharedSink });
         } catch (err) {
-          metrics.acmeOrders.inc({ result: 'failed' });
+          metrics.acme.orders.inc({ result: 'failed' });
           throw err;
         }
-        metrics.acmeOrders.inc({ result: 'issued' });
+        metrics.acme.orders.inc({ result: 'issued' });
         const cert = certificateFromPem({ cert: `acme:${name}`, key: `acme:${name}` }, issued.cert, issued.key, this.#options.minVersion);
         await store.save(name, issued);
         state.lastIssued = new Date();

@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { AdminServer } from '../admin/server.js';
 import { RoutingParser } from '../config/routing-parser.js';
 import { encodeDocument } from '../config/routing-lines.js';
@@ -12,7 +11,9 @@ import { Lifecycle } from '../lifecycle.js';
 import type { Meridian } from '../main.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { aggregateNode } from '../observability/node-metrics.js';
 import type { RoutingTable } from '../routing/table.js';
+import { tableSamples } from '../routing/table-samples.js';
 import { TableApplier, type StoreSnapshot } from '../store/applier.js';
 import type { PassiveMessage, TableMessage, ToWorker } from './messages.js';
 import { controlRuntime } from './control-runtime.js';
@@ -82,6 +83,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
       acme?.check();
     },
   });
+  // The control plane holds the health the workers mirror: endpoint and weight gauges come from here alone.
+  metrics.table.watch(tableSamples(() => applier.current));
   health.onChange((changed) => pool?.broadcast({ type: 'health', views: [changed.view()] } satisfies ToWorker));
   const parser = new RoutingParser();
   // Read here too: a node does not start on an unusable certificate, and the state shows what the workers serve.
@@ -104,11 +107,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
         });
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
   let draining = false;
-  const aggregatedMetrics = async (): Promise<string> => {
-    const own: MetricObjectWithValues<MetricValue<string>>[] = await metrics.registry.getMetricsAsJSON();
-    const workers = pool === null ? [] : await pool.metrics();
-    return AggregatorRegistry.aggregate([own, ...workers]).metrics();
-  };
+  const aggregatedMetrics = async (): Promise<string> => aggregateNode(await metrics.registry.getMetricsAsJSON(), pool === null ? [] : await pool.metrics());
   const admin = new AdminServer({
     listen: config.admin.listen,
     token: config.admin.token,

@@ -57,7 +57,6 @@ export class HealthRegistry implements HealthListener, CheckObserver {
       const checker = this.#options.activeChecks ? new ActiveChecker(health, this) : null;
       entry = { health, checker };
       this.#entries.set(key, entry);
-      if (this.#options.mirror !== true) this.#options.metrics.endpointUp.set({ endpoint: key }, 1);
       checker?.start();
       const view = this.#pendingViews.get(key);
       if (view !== undefined) {
@@ -100,7 +99,6 @@ export class HealthRegistry implements HealthListener, CheckObserver {
       entry.health.dispose();
       this.#entries.delete(key);
       this.#tlsWarnings.delete(entry.health);
-      if (this.#options.mirror !== true) this.#options.metrics.endpointUp.remove({ endpoint: key });
     }
   }
 
@@ -130,7 +128,6 @@ export class HealthRegistry implements HealthListener, CheckObserver {
       return;
     }
     const { logger, metrics } = this.#options;
-    metrics.endpointUp.set({ endpoint: health.key }, health.rank === RANK_DOWN ? 0 : 1);
     if (health.ejected && health.rank === RANK_DOWN) metrics.ejections.inc({ reason: health.reason });
     const fields = { endpoint: endpointKey(health.address), check: health.key, from: RANK_NAMES[previousRank], to: RANK_NAMES[health.rank], reason: health.reason };
     if (health.rank === RANK_DOWN) logger.warn(fields, 'endpoint down');

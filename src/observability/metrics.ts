@@ -1,5 +1,8 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { meridianVersion } from './build-info.js';
+import { AcmeMetrics, EtcdMetrics, TlsMetrics } from './optional-metrics.js';
 import { SeriesHistogram, type HistogramSeries } from './series-histogram.js';
+import { TableGauges } from './table-metrics.js';
 
 /** Upper bounds of the request latency histogram, in seconds. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -60,7 +63,12 @@ interface LabelSet {
   region: string;
 }
 
-/** Every metric Meridian exports, in one registry, named `meridian_*`. */
+/**
+ * Every metric Meridian exports, in one registry: its own named `meridian_*`,
+ * Node's runtime metrics under their standard names (`process_*`, `nodejs_*`)
+ * so stock dashboards read them. Series of parts a node may not run (etcd,
+ * TLS, ACME; GeoDNS in dns/dns-metrics.ts) are registered by those parts.
+ */
 export class Metrics {
   readonly registry = new Registry();
   readonly requests: Counter<'route' | 'service' | 'version' | 'region' | 'status_class'>;
@@ -73,21 +81,18 @@ export class Metrics {
   readonly configRejected: Counter<'source' | 'reason'>;
   readonly openConnections: Gauge;
   readonly connectionsRefused: Counter;
-  readonly tlsHandshakeErrors: Counter<'reason'>;
   readonly h2SessionsClosed: Counter<'reason'>;
   readonly requestTrailersDropped: Counter;
-  readonly tlsCertificateReloads: Counter<'result'>;
-  readonly acmeOrders: Counter<'result'>;
-  readonly tlsCertificateExpiry: Gauge<'name'>;
-  readonly #expiries = new Map<string, number>();
-  readonly endpointUp: Gauge<'endpoint'>;
+  /** meridian_endpoint_up, meridian_endpoint_drained and meridian_version_weight, read from the table in force. */
+  readonly table: TableGauges;
   readonly healthChecks: Counter<'result'>;
   readonly ejections: Counter<'reason'>;
   readonly retries: Counter<'service' | 'reason'>;
   readonly retriesDenied: Counter<'service'>;
   readonly failovers: Counter<'service' | 'from' | 'to'>;
-  readonly etcdConnected: Gauge;
-  readonly etcdKeysRejected: Gauge;
+  #etcd: EtcdMetrics | null = null;
+  #tls: TlsMetrics | null = null;
+  #acme: AcmeMetrics | null = null;
   readonly #series = new Map<string, StatusSeries>();
 
   constructor(options: { defaultMetrics: boolean }) {
@@ -124,40 +129,31 @@ export class Metrics {
     this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
     this.requestTrailersDropped = new Counter({ name: 'meridian_request_trailers_dropped_total', help: 'Proxied requests whose client sent trailers, which are not relayed upstream (the upstream client library cannot send request trailers).', registers });
     this.h2SessionsClosed = new Counter({ name: 'meridian_http2_connections_closed_total', help: 'HTTP/2 client connections Meridian closed for abuse, by reason (rapid-reset, protocol-error: floods, invalid frames, oversized headers).', labelNames: ['reason'], registers });
-    this.tlsHandshakeErrors = new Counter({ name: 'meridian_tls_handshake_errors_total', help: 'TLS connections that failed before their handshake completed, by reason (OpenSSL or socket error code).', labelNames: ['reason'], registers });
-    this.tlsCertificateReloads = new Counter({ name: 'meridian_tls_certificate_reloads_total', help: 'Certificate files read again after they changed, by result (applied, or rejected: the previous certificate stays).', labelNames: ['result'], registers });
-    this.acmeOrders = new Counter({ name: 'meridian_acme_orders_total', help: 'ACME certificate orders this node made, by result (issued, failed).', labelNames: ['result'], registers });
-    const expiries = this.#expiries;
-    this.tlsCertificateExpiry = new Gauge({
-      name: 'meridian_tls_certificate_expiry_seconds',
-      help: 'Seconds until the ACME certificate for a name expires (negative once expired).',
-      labelNames: ['name'],
-      registers,
-      aggregator: 'max',
-      // Computed when scraped, so the value counts down without a timer.
-      collect() {
-        const now = Date.now();
-        for (const [name, notAfter] of expiries) this.set({ name }, Math.round((notAfter - now) / 1000));
-      },
-    });
     this.connectionsRefused = new Counter({ name: 'meridian_connections_refused_total', help: 'Client connections closed on arrival because proxy.maxConnections were open.', registers });
-    this.endpointUp = new Gauge({ name: 'meridian_endpoint_up', help: 'Whether an endpoint identity (address and check settings) may take traffic: 1 up, 0 down.', labelNames: ['endpoint'], registers, aggregator: 'max' });
+    this.table = new TableGauges(this.registry);
     this.healthChecks = new Counter({ name: 'meridian_health_checks_total', help: 'Active health checks by result (ok, or the failure reason).', labelNames: ['result'], registers });
     this.ejections = new Counter({ name: 'meridian_ejections_total', help: 'Endpoints taken out of rotation by passive signals, by reason.', labelNames: ['reason'], registers });
     this.retries = new Counter({ name: 'meridian_retries_total', help: 'Requests sent again after a failed try, by service and the failure that caused it.', labelNames: ['service', 'reason'], registers });
     this.retriesDenied = new Counter({ name: 'meridian_retries_denied_total', help: 'Retries not made because the service retry budget was spent.', labelNames: ['service'], registers });
     this.failovers = new Counter({ name: 'meridian_failovers_total', help: 'Retries that moved a request to another region, by service and regions.', labelNames: ['service', 'from', 'to'], registers });
-    this.etcdConnected = new Gauge({ name: 'meridian_etcd_connected', help: 'Whether the etcd store is connected (1) or not (0).', registers, aggregator: 'max' });
-    this.etcdKeysRejected = new Gauge({ name: 'meridian_etcd_keys_rejected', help: 'etcd keys whose current value is rejected (their last valid version stays in force).', registers, aggregator: 'max' });
-    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'meridian_' });
+    const build = new Gauge({ name: 'meridian_build_info', help: 'Always 1: the Meridian version and the Node.js version running it, as labels.', labelNames: ['version', 'node'], registers, aggregator: 'max' });
+    build.set({ version: meridianVersion(), node: process.version }, 1);
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Records when the ACME certificate for `name` expires (null: there is none; the series is removed). */
-  setCertificateExpiry(name: string, notAfter: Date | null): void {
-    if (notAfter === null) {
-      this.#expiries.delete(name);
-      this.tlsCertificateExpiry.remove({ name });
-    } else this.#expiries.set(name, notAfter.getTime());
+  /** The etcd store's series, registered on first use (etcd mode only). */
+  get etcd(): EtcdMetrics {
+    return (this.#etcd ??= new EtcdMetrics(this.registry));
+  }
+
+  /** The TLS listener's series, registered on first use (with proxy.tls only). */
+  get tls(): TlsMetrics {
+    return (this.#tls ??= new TlsMetrics(this.registry));
+  }
+
+  /** The ACME renewer's series, registered on first use (with proxy.tls.acme only). */
+  get acme(): AcmeMetrics {
+    return (this.#acme ??= new AcmeMetrics(this.registry));
   }
 
   /** The cached series for a label set; created on first use. */

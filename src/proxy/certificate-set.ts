@@ -79,6 +79,13 @@ export class CertificateSet {
     this.#placeholder = placeholder === null ? null : placeholderCertificate(placeholder, config.minVersion);
     this.#index = this.#build();
     for (const cert of loaded) this.#warnIfExpired(cert);
+    metrics?.tls.watchCertificates(() => this.expiries());
+  }
+
+  /** Each certificate served (files, then what ACME issued) by name, with its expiry: files by their first name, ACME by the name ordered. */
+  *expiries(): Generator<readonly [string, Date]> {
+    for (const c of this.#loaded) yield [c.names[0] as string, c.notAfter];
+    for (const [name, c] of this.#issued) yield [name, c.notAfter];
   }
 
   /** The index in force (which certificate answers which name). */
@@ -116,13 +123,13 @@ export class CertificateSet {
         this.#loaded[i] = cert;
         this.#problems[i] = null;
         swapped = true;
-        this.#metrics?.tlsCertificateReloads.inc({ result: 'applied' });
+        this.#metrics?.tls.certificateReloads.inc({ result: 'applied' });
         this.#logger.info({ cert: files.cert, names: cert.names, notAfter: cert.notAfter.toISOString(), ms: Math.round(performance.now() - startedAt) }, 'certificate reloaded');
         this.#warnIfExpired(cert);
       } catch (err) {
         if (!(err instanceof CertificateError)) throw err;
         this.#problems[i] = err.message;
-        this.#metrics?.tlsCertificateReloads.inc({ result: 'rejected' });
+        this.#metrics?.tls.certificateReloads.inc({ result: 'rejected' });
         this.#logger.warn({ cert: files.cert, err: err.message }, 'certificate files changed but cannot be used; the certificate in force stays');
       }
     });

@@ -75,7 +75,7 @@ export class TlsListener {
     // A TLS-ALPN-01 validation ends with its handshake (RFC 8737 3): nothing is served on it.
     this.server.on('secureConnection', (socket: TLSSocket) => (socket.alpnProtocol === ACME_TLS_ALPN ? socket.destroy() : options.onConnection(socket)));
     this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
-      options.metrics.tlsHandshakeErrors.inc({ reason: reasonOf(err) });
+      options.metrics.tls.handshakeErrors.inc({ reason: reasonOf(err) });
       socket.destroy();
     });
     options.certificates.onChange((index) => {

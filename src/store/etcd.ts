@@ -73,6 +73,8 @@ export class EtcdStore {
     this.#keys = new EtcdKeyState(prefix);
     this.#logger = logger;
     this.#metrics = metrics;
+    // Registered here, not with the other metrics: a file-mode node exports no etcd series at all.
+    void metrics.etcd;
   }
 
   /** The etcd revision of the last snapshot emitted; 0 before the first. */
@@ -206,7 +208,7 @@ export class EtcdStore {
         this.#metrics.configRejected.inc({ source: 'etcd', reason: reasonOf(issue) });
       }
       const heldBack = this.#keys.issues();
-      this.#metrics.etcdKeysRejected.set(heldBack.length);
+      this.#metrics.etcd.keysRejected.set(heldBack.length);
       if (!update.touched && !listing) return;
       const keys = this.#keys;
       onSnapshot({ revision: this.#routingRevision, generation: this.#generation, doc: keys.document(), issues: keys.documentIssues(), heldBack, rawJson: () => keys.rawJson() });
@@ -217,7 +219,7 @@ export class EtcdStore {
   #setState(state: EtcdState, reason?: string): void {
     if (state === this.#state) return;
     this.#state = state;
-    this.#metrics.etcdConnected.set(state === 'connected' ? 1 : 0);
+    this.#metrics.etcd.connected.set(state === 'connected' ? 1 : 0);
     this.#onState(state);
     if (state === 'connected') this.#logger.info({ revision: this.#revision }, 'etcd connected');
     else this.#logger.warn({ reason }, `etcd ${state}`);
