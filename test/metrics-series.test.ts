@@ -65,7 +65,7 @@ t.test('a file-mode node without GeoDNS or TLS exports no etcd, DNS, TLS or ACME
 
 t.test('meridian_endpoint_up and _drained: one series per service, version, region and endpoint as written; drains; endpoints that leave the table leave no series', async (t) => {
   const [a, b, c] = await upstreams(t, 'a', 'b', 'c');
-  const check = { interval: '50ms', timeout: '40ms', healthyThreshold: 1, unhealthyThreshold: 1 };
+  const check = { interval: '200ms', timeout: '150ms', healthyThreshold: 1, unhealthyThreshold: 3 };
   const table = (versions: Record<string, unknown>, split: Record<string, number>, drainUs = false): Record<string, unknown> => ({
     regions: { ...REGIONS, 'us-east': { ...REGIONS['us-east'], drain: drainUs } },
     services: { web: { healthCheck: check, split: { weights: split }, versions } },
