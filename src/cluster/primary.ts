@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import { AdminServer } from '../admin/server.js';
 import { RoutingParser } from '../config/routing-parser.js';
 import { encodeDocument } from '../config/routing-lines.js';
@@ -104,10 +104,11 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
         });
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
   let draining = false;
-  const aggregatedMetrics = async (): Promise<string> => {
+  // /metrics and the traffic document read the same aggregate, so they agree.
+  const aggregatedMetrics = async (): Promise<Registry> => {
     const own: MetricObjectWithValues<MetricValue<string>>[] = await metrics.registry.getMetricsAsJSON();
     const workers = pool === null ? [] : await pool.metrics();
-    return AggregatorRegistry.aggregate([own, ...workers]).metrics();
+    return AggregatorRegistry.aggregate([own, ...workers]);
   };
   const admin = new AdminServer({
     listen: config.admin.listen,
@@ -119,7 +120,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     logger,
     isDraining: () => draining,
     notReady: () => (pool === null || pool.listening === 0 ? 'no worker is serving' : null),
-    metricsText: aggregatedMetrics,
+    metricsText: async () => (await aggregatedMetrics()).metrics(),
+    metricsJson: async () => (await aggregatedMetrics()).getMetricsAsJSON(),
     reload: () => source.reload(),
     storeState: () => source.state(),
     partsState: () => ({ workers: pool?.state() ?? [], ...(tls === undefined ? {} : { tls: { ...tlsState(tls), ...(acme === null ? {} : { acme: acme.state() }) } }) }),
