@@ -13,7 +13,7 @@ const FILES: readonly { readonly path: string; readonly file: string; readonly t
 ];
 
 /** The page may load only its own files and talk only to this listener; nothing inline runs, nothing frames it. */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 interface Asset {
   readonly body: Buffer;

@@ -7,8 +7,8 @@
 # password-less sudo; otherwise it stops with one line naming what to install.
 set -euo pipefail
 
-tools=(etcd dig mmdblookup openssl curl pebble pebble-challtestsrv)
-packages=(etcd-server dnsutils mmdb-bin openssl curl pebble pebble)
+tools=(etcd dig mmdblookup openssl curl pebble pebble-challtestsrv chromium)
+packages=(etcd-server dnsutils mmdb-bin openssl curl pebble pebble chromium)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
