@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import type { Page } from 'puppeteer-core';
 import { launchBrowser, textOf, watchedPage } from './helpers/browser.js';
 import { send } from './helpers/client.js';
+import { etcdFixture } from './helpers/etcd.js';
 import { simpleRoutes, startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
 import { spawnMeridian } from './helpers/process.js';
@@ -97,7 +98,7 @@ t.test('the dashboard shows regions, a live request rate and a dead endpoint, wi
 
   // Narrow screens: the page reflows, wide tables scroll in their own box.
   await page.setViewport({ width: 390, height: 800 });
-  const overflow = await waitFor(() => page.evaluate(() => ({ width: document.documentElement.scrollWidth, viewport: window.innerWidth })), 'the layout');
+  const overflow = await waitFor(() => page.$eval('html', (html) => ({ width: html.scrollWidth, viewport: html.clientWidth })), 'the layout');
   t.ok(overflow.width <= overflow.viewport, `nothing is wider than a 390px screen (${overflow.width}px)`);
 });
 
@@ -132,7 +133,7 @@ t.test('polling that fails shows a banner that goes away by itself', async (t) =
   t.match(banner, /^Connection lost/);
   relay.restore();
   await waitFor(() => page.$eval('#banner', (b) => b.hidden), 'the banner to go once polls succeed again', 10_000, 100);
-  t.equal(await page.evaluate(() => document.body.dataset.state), 'live');
+  t.equal(await page.$eval('body', (body) => body.getAttribute('data-state')), 'live');
 });
 
 t.test('with admin.token: the page is 401 with a Basic challenge, and works once the browser sends the token', async (t) => {
@@ -159,6 +160,38 @@ t.test('with admin.token: the page is 401 with a Basic challenge, and works once
     [],
     'nothing failed (the first 401 is the challenge the browser answers)',
   );
+});
+
+t.test('etcd mode: the fleet and a held-back key', async (t) => {
+  const { etcd, client, up } = await etcdFixture(t, 'eu');
+  const prefix = '/meridian/';
+  await client.put(`${prefix}regions/eu-west`).value(JSON.stringify({ location: { lat: 53.35, lon: -6.26 } }));
+  await client.put(`${prefix}services/web`).value(JSON.stringify({ ...FAST_CHECKS, versions: { stable: { endpoints: { 'eu-west': [up.address] } } } }));
+  await client.put(`${prefix}routes/web`).value(JSON.stringify({ service: 'web' }));
+  // Another node of the fleet, as it would publish itself.
+  await client.put(`${prefix}nodes/edge-nyc-1`).value(JSON.stringify({ node: 'edge-nyc-1', region: 'us-east', revision: 3, updatedAt: new Date().toISOString(), endpoints: { [up.address]: { up: true, state: 'healthy', reason: 'ok', since: new Date().toISOString() } } }));
+  const m = await startTestMeridian({}, { store: { file: undefined, etcd: { endpoints: [etcd.url], prefix, startupTimeout: '5s' } } });
+  t.teardown(() => m.close());
+  const browser = await launchBrowser(t);
+  const { page, problems } = await watchedPage(browser);
+  await page.goto(`http://127.0.0.1:${m.adminPort}/`, { waitUntil: 'load' });
+  const nodes = await waitFor(
+    async () => {
+      const names = await page.$$eval('#fleet tr[data-node] td:first-child', (cells) => cells.map((c) => c.textContent ?? ''));
+      return names.length === 2 ? names.sort() : null;
+    },
+    'both nodes in the fleet table',
+    10_000,
+    100,
+  );
+  t.same(nodes, ['edge-nyc-1', 'test-node'], 'this node and the other one');
+  t.equal(await textOf(page, '#fleet tr[data-node="edge-nyc-1"] td:nth-child(4)'), '1/1');
+  t.equal(await textOf(page, '#node-source'), 'etcd');
+  await client.put(`${prefix}services/web`).value('{"versions": {}}');
+  const refused = await waitFor(async () => ((await textOf(page, '#history li.rejected')) ?? '').includes('/meridian/services/web') && textOf(page, '#history li.rejected'), 'the held-back key in the history', 10_000, 100);
+  t.match(refused, /rejected etcd/);
+  t.match(await textOf(page, '#errors'), '/meridian/services/web', 'and in the problems standing');
+  t.same(problems.all(), []);
 });
 
 t.test('meridian demo (the quick start) serves a dashboard showing the demo regions', async (t) => {

@@ -60,5 +60,5 @@ export async function watchedPage(browser: Browser, width = 1280, height = 900):
 
 /** The text of the first element matching `selector`, or null when there is none. */
 export function textOf(page: Page, selector: string): Promise<string | null> {
-  return page.evaluate((s) => document.querySelector(s)?.textContent ?? null, selector);
+  return page.$$eval(selector, (nodes) => nodes[0]?.textContent ?? null);
 }
