@@ -6,7 +6,9 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TableApplier } from '../store/applier.js';
 import { BearerToken } from './auth.js';
+import { DashboardAssets } from './dashboard.js';
 import { buildState } from './state.js';
+import { trafficDocument, type MetricsJson } from './traffic.js';
 
 /** What the admin listener reads and can ask for. */
 export interface AdminOptions {
@@ -25,6 +27,10 @@ export interface AdminOptions {
   notReady?(): string | null;
   /** The /metrics text, when it is more than this process's registry (a node's workers, aggregated). */
   metricsText?(): Promise<string>;
+  /** The same metrics as prom-client JSON, for the traffic document (aggregated like metricsText). */
+  metricsJson?(): Promise<MetricsJson>;
+  /** Where the dashboard's files are (the package's `assets/dashboard/` by default). */
+  readonly dashboardDir?: URL;
   /** Re-reads the routing source now; resolves with what happened. */
   reload(): Promise<{ result: string; errors: { key: string; message: string }[] }>;
   /** What the routing source reports about itself (kind, connection state, revision). */
@@ -49,15 +55,27 @@ function sendUnauthorised(res: ServerResponse): void {
   sendJson(res, 401, { error: 'unauthorised', message: 'a valid bearer token is required (Authorization: Bearer <admin.token>)' });
 }
 
+/** The dashboard's answer without credentials: a Basic challenge, so a browser asks for them (the token is the password). */
+function sendBasicChallenge(res: ServerResponse): void {
+  res.setHeader('www-authenticate', 'Basic realm="meridian-admin", charset="UTF-8"');
+  send(res, 401, 'text/plain; charset=utf-8', 'the admin token is required: any user name, the token as password\n');
+}
+
+/** Paths the admin listener answers (with 405 for other methods). */
+const KNOWN = ['/healthz', '/readyz', '/metrics', '/api/v1/state', '/api/v1/traffic', '/api/v1/reload'];
+
 /**
- * The admin listener: liveness, readiness, Prometheus metrics, the state
- * document, and a reload trigger. With a token configured, state and reload
- * (and metrics when protected) need it; liveness and readiness never do.
+ * The admin listener: liveness, readiness, Prometheus metrics, the state and
+ * traffic documents, a reload trigger, and the dashboard that reads them. With
+ * a token configured, everything but liveness and readiness needs it (metrics
+ * only when protected).
  */
 export class AdminServer {
   readonly server: Server;
   readonly #options: AdminOptions;
   readonly #token: BearerToken;
+  readonly #startedAt = Date.now();
+  #dashboard: DashboardAssets | null = null;
 
   constructor(options: AdminOptions) {
     this.#options = options;
@@ -82,8 +100,10 @@ export class AdminServer {
     return this.#options.notReady?.() ?? this.#options.applier.notReadyReason();
   }
 
-  /** Starts listening; resolves with the bound address. */
-  listen(): Promise<AddressInfo> {
+  /** Reads the dashboard's files, then starts listening; resolves with the bound address. */
+  async listen(): Promise<AddressInfo> {
+    this.#dashboard = await DashboardAssets.load(this.#options.dashboardDir);
+    if (this.#dashboard.problem !== null) this.#options.logger.warn({ problem: this.#dashboard.problem }, 'the dashboard is unavailable; the admin API serves on');
     return listenOn(this.server, this.#options.listen.host, this.#options.listen.port);
   }
 
@@ -112,16 +132,26 @@ export class AdminServer {
         const registry = this.#options.metrics.registry;
         return send(res, 200, registry.contentType, await (this.#options.metricsText?.() ?? registry.metrics()));
       }
-      case 'GET /api/v1/state':
+      case 'GET /api/v1/state': {
         if (!this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
-        const state = buildState(this.#options.config, this.#options.applier, this.ready);
+        const state = buildState(this.#options.config, this.#options.applier, this.ready, this.#startedAt);
         const errors = [...(state.errors as { key: string; message: string }[]), ...(this.#options.partErrors?.() ?? [])];
         return sendJson(res, 200, { ...state, errors, store: this.#options.storeState(), ...this.#options.partsState() });
+      }
+      case 'GET /api/v1/traffic': {
+        if (!this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
+        const metrics = await (this.#options.metricsJson?.() ?? this.#options.metrics.registry.getMetricsAsJSON());
+        return sendJson(res, 200, trafficDocument(metrics));
+      }
       case 'POST /api/v1/reload':
         if (!this.#token.accepts(req.headers.authorization)) return sendUnauthorised(res);
         return sendJson(res, 200, await this.#options.reload());
       default: {
-        const known = ['/healthz', '/readyz', '/metrics', '/api/v1/state', '/api/v1/reload'].includes(path ?? '');
+        if (DashboardAssets.owns(path ?? '') && this.#dashboard !== null && (method === 'GET' || method === 'HEAD')) {
+          if (!this.#token.accepts(req.headers.authorization)) return sendBasicChallenge(res);
+          return this.#dashboard.serve(req, res, path ?? '');
+        }
+        const known = KNOWN.includes(path ?? '') || DashboardAssets.owns(path ?? '');
         return known
           ? sendJson(res, 405, { error: 'method-not-allowed', message: `${method} is not allowed on ${path ?? ''}` })
           : sendJson(res, 404, { error: 'not-found', message: `no admin endpoint ${path ?? ''}` });

@@ -52,17 +52,20 @@ function tableState(table: RoutingTable): Record<string, unknown> {
   return { regions, services, routes };
 }
 
-/** The document served at `GET /api/v1/state`. */
-export function buildState(config: StaticConfig, applier: TableApplier, ready: boolean): Record<string, unknown> {
+/** The document served at `GET /api/v1/state` (`startedAt`: when the node started, ms since the epoch). */
+export function buildState(config: StaticConfig, applier: TableApplier, ready: boolean, startedAt: number): Record<string, unknown> {
   const table = applier.current;
   return {
     node: { name: config.node.name, region: config.node.region ?? null, location: config.node.location ?? null },
+    startedAt: new Date(startedAt).toISOString(),
+    uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
     ready,
     revision: table?.revision ?? 0,
     source: table?.source ?? null,
     stale: applier.stale,
     appliedAt: applier.appliedAt?.toISOString() ?? null,
     errors: applier.issues.map((i) => ({ key: i.path, message: i.message })),
+    history: applier.history.entries(),
     ...(table === null ? { regions: {}, services: {}, routes: {} } : tableState(table)),
   };
 }

@@ -12,6 +12,7 @@ import type { Meridian } from '../main.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { aggregateNode } from '../observability/node-metrics.js';
+import type { Registry } from 'prom-client';
 import type { RoutingTable } from '../routing/table.js';
 import { tableSamples } from '../routing/table-samples.js';
 import { TableApplier, type StoreSnapshot } from '../store/applier.js';
@@ -107,7 +108,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
         });
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
   let draining = false;
-  const aggregatedMetrics = async (): Promise<string> => aggregateNode(await metrics.registry.getMetricsAsJSON(), pool === null ? [] : await pool.metrics());
+  // /metrics and the traffic document read the same aggregate, so they agree.
+  const aggregatedMetrics = async (): Promise<Registry> => aggregateNode(await metrics.registry.getMetricsAsJSON(), pool === null ? [] : await pool.metrics());
   const admin = new AdminServer({
     listen: config.admin.listen,
     token: config.admin.token,
@@ -118,7 +120,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     logger,
     isDraining: () => draining,
     notReady: () => (pool === null || pool.listening === 0 ? 'no worker is serving' : null),
-    metricsText: aggregatedMetrics,
+    metricsText: async () => (await aggregatedMetrics()).metrics(),
+    metricsJson: async () => (await aggregatedMetrics()).getMetricsAsJSON(),
     reload: () => source.reload(),
     storeState: () => source.state(),
     partsState: () => ({ workers: pool?.state() ?? [], ...(tls === undefined ? {} : { tls: { ...tlsState(tls), ...(acme === null ? {} : { acme: acme.state() }) } }) }),

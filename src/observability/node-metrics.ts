@@ -1,4 +1,4 @@
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 
 /** A registry's metrics as getMetricsAsJSON() gives them (a worker sends these over IPC). */
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
@@ -11,13 +11,13 @@ export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 const PRIMARY_ANSWERS = new Set(['process_start_time_seconds', 'process_max_fds']);
 
 /**
- * One node's /metrics from its primary's registry and its workers': each
+ * One node's metrics (for /metrics and the traffic document) from its primary's registry and its workers': each
  * metric aggregated as it declares (Meridian's counters and Node's CPU,
  * memory, heap, handles and open files summed over the processes; event-loop
  * lag averaged; what every process holds a copy of taken once), the primary's
  * start time and file limit as the node's.
  */
-export function aggregateNode(own: MetricsJson, workers: readonly MetricsJson[]): Promise<string> {
+export function aggregateNode(own: MetricsJson, workers: readonly MetricsJson[]): Registry {
   const primary = own.map((metric) => (PRIMARY_ANSWERS.has(metric.name) ? { ...metric, aggregator: 'first' as const } : metric));
-  return AggregatorRegistry.aggregate([primary, ...workers]).metrics();
+  return AggregatorRegistry.aggregate([primary, ...workers]);
 }

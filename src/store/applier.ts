@@ -5,6 +5,7 @@ import type { Origin } from '../geo/origin.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RoutingTable, TableSource } from '../routing/table.js';
+import { ApplyHistory } from './history.js';
 import { readSnapshot, writeSnapshot, type SnapshotFile } from './snapshot.js';
 
 /** A whole routing document as a store delivers it, already validated as one. */
@@ -83,6 +84,8 @@ export class TableApplier {
   #snapshotWrite: Promise<void> = Promise.resolve();
   #queue: Promise<unknown> = Promise.resolve();
   #latest = 0;
+  /** The last applies and refusals, for the admin state. */
+  readonly history = new ApplyHistory();
 
   constructor(options: ApplierOptions) {
     this.#options = options;
@@ -161,7 +164,7 @@ export class TableApplier {
     const stale = snapshot.stale ?? false;
     const heldBack = snapshot.heldBack ?? [];
     if (this.#current !== null && this.#current.source === snapshot.source && this.#stale === stale && this.#document !== null && sameObjects(snapshot.doc, this.#document)) {
-      this.#show(heldBack);
+      this.#showHeldBack(snapshot.source, heldBack);
       metrics.configReloads.inc({ source: snapshot.source, result: 'unchanged' });
       return { result: 'unchanged' };
     }
@@ -174,9 +177,10 @@ export class TableApplier {
       return this.#refuse(snapshot.source, [...heldBack, ...compiled.issues]);
     }
     this.#swap(compiled.table, snapshot.doc, stale);
+    this.history.applied(snapshot.source, revision);
     this.#options.onSwap?.(compiled.table, snapshot);
     if (snapshot.revision === undefined) this.#fileRevision = revision;
-    this.#show(heldBack);
+    this.#showHeldBack(snapshot.source, heldBack);
     metrics.configReloads.inc({ source: snapshot.source, result: 'applied' });
     const table = compiled.table;
     logger.info({ source: snapshot.source, revision, stale, routes: table.routes.size, services: table.services.size, regions: table.regions.size }, 'routing table applied');
@@ -189,10 +193,19 @@ export class TableApplier {
   #refuse(source: TableSource, issues: readonly ConfigIssue[]): ApplyResult {
     const { metrics, logger } = this.#options;
     this.#show(issues);
+    this.history.rejected(source, this.#current?.revision ?? 0, issues);
     metrics.configReloads.inc({ source, result: 'rejected' });
     for (const reason of new Set(issues.map(reasonOf))) metrics.configRejected.inc({ source, reason });
     logger.warn({ source, errors: issues.map(formatIssue) }, 'routing table change rejected; the table in force stays');
     return { result: 'rejected', issues };
+  }
+
+  /** Shows what the store held back; keys held back anew are refusals of their own in the history. */
+  #showHeldBack(source: TableSource, heldBack: readonly ConfigIssue[]): void {
+    const shown = new Set(this.#issues.map(formatIssue));
+    const fresh = heldBack.filter((i) => !shown.has(formatIssue(i)));
+    if (fresh.length > 0) this.history.rejected(source, this.#current?.revision ?? 0, fresh);
+    this.#show(heldBack);
   }
 
   #show(issues: readonly ConfigIssue[]): void {

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Makes sure the system tools the test suite drives are on PATH: etcd (etcd store
 # tests), dig (GeoDNS tests), mmdblookup (checks the test .mmdb writer), openssl
-# (test certificates), curl (HTTPS clients) and pebble with pebble-challtestsrv
-# (a test ACME CA and its DNS, for the ACME tests).
+# (test certificates), curl (HTTPS clients), pebble with pebble-challtestsrv
+# (a test ACME CA and its DNS, for the ACME tests), promtool (checks and unit
+# tests of the Prometheus alerts) and chromium (the dashboard's browser tests).
 # Missing ones are installed with apt-get when this runs as root or with
 # password-less sudo; otherwise it stops with one line naming what to install.
 set -euo pipefail
 
-tools=(etcd dig mmdblookup openssl curl pebble pebble-challtestsrv promtool)
-packages=(etcd-server dnsutils mmdb-bin openssl curl pebble pebble prometheus)
+tools=(etcd dig mmdblookup openssl curl pebble pebble-challtestsrv promtool chromium)
+packages=(etcd-server dnsutils mmdb-bin openssl curl pebble pebble prometheus chromium)
 missing=()
 for i in "${!tools[@]}"; do
   command -v "${tools[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
