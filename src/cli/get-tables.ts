@@ -18,12 +18,21 @@ function isInvalidJson(value: unknown): value is { invalidJson: string } {
 
 /** An object validated as a router would, or why it is invalid: a table shows the reason in place instead of failing. */
 function parsed<S>(kind: ObjectKind, name: string, value: unknown): { spec: S } | { invalid: string } {
-  if (isInvalidJson(value)) return { invalid: 'invalid: not JSON' };
+  if (isInvalidJson(value)) return { invalid: 'not JSON' };
   const result = validateObject(kind, name, value);
   if (result.ok) return { spec: result.value as S };
   const first = result.issues[0];
   const more = result.issues.length > 1 ? ` (+${result.issues.length - 1} more)` : '';
-  return { invalid: `invalid: ${first === undefined ? '?' : `${first.path.replace(`${kind}.${name}`, '').replace(/^\./, '') || 'value'}: ${first.message}`}${more}` };
+  return { invalid: `${first === undefined ? '?' : `${first.path.replace(`${kind}.${name}`, '').replace(/^\./, '') || 'value'}: ${first.message}`}${more}` };
+}
+
+/** The row of an object that does not validate: INVALID in its columns, the reason kept for a note under the table (a long reason would widen a column for every row). */
+function invalidRow(name: string, reason: string): string[] {
+  return Object.assign([name, '<invalid>'], { reason });
+}
+
+function reasonOf(row: string[]): string | undefined {
+  return (row as string[] & { reason?: string }).reason;
 }
 
 function list(items: readonly string[]): string {
@@ -45,7 +54,7 @@ function endpointLists(services: Record<string, unknown>): Array<{ region: strin
 
 function regionRow(name: string, value: unknown, services: Record<string, unknown>): string[] {
   const p = parsed<RegionSpec>('regions', name, value);
-  if (!('spec' in p)) return [name, p.invalid];
+  if (!('spec' in p)) return invalidRow(name, p.invalid);
   const r = p.spec;
   const endpoints = endpointLists(services)
     .filter((l) => l.region === name)
@@ -55,7 +64,7 @@ function regionRow(name: string, value: unknown, services: Record<string, unknow
 
 function serviceRow(name: string, value: unknown): string[] {
   const p = parsed<ServiceSpec>('services', name, value);
-  if (!('spec' in p)) return [name, p.invalid];
+  if (!('spec' in p)) return invalidRow(name, p.invalid);
   const s = p.spec;
   const versions = Object.keys(s.versions).map((v) => `${v}=${s.split === undefined ? 1 : (s.split.weights[v] ?? 0)}`);
   const regions = new Set<string>();
@@ -73,7 +82,7 @@ function serviceRow(name: string, value: unknown): string[] {
 
 function routeRow(name: string, value: unknown): string[] {
   const p = parsed<RouteSpec>('routes', name, value);
-  if (!('spec' in p)) return [name, p.invalid];
+  if (!('spec' in p)) return invalidRow(name, p.invalid);
   const r = p.spec;
   return [name, r.hosts.length === 0 ? '*' : r.hosts.join(','), r.pathPrefix, r.service, String(r.redirectToHttps)];
 }
@@ -94,5 +103,14 @@ function rows(kind: ObjectKind, objects: Record<string, unknown>, services: Reco
 export function objectTables(kinds: readonly ObjectKind[], doc: StoredDocument, allServices: Record<string, unknown>, prefix: string): string {
   const shown = kinds.filter((kind) => Object.keys(doc[kind] ?? {}).length > 0);
   if (shown.length === 0) return `No ${kinds.length === 1 ? (kinds[0] ?? 'objects') : 'routing objects'} found under ${prefix}\n`;
-  return shown.map((kind) => renderTable(HEADERS[kind], rows(kind, doc[kind] ?? {}, allServices, kinds.length > 1))).join('\n');
+  return shown
+    .map((kind) => {
+      const table = rows(kind, doc[kind] ?? {}, allServices, kinds.length > 1);
+      const notes = table.flatMap((row) => {
+        const reason = reasonOf(row);
+        return reason === undefined ? [] : [`${kind}/${(row[0] ?? '').replace(/^[a-z]+\//, '')}: invalid: ${reason}\n`];
+      });
+      return renderTable(HEADERS[kind], table) + notes.join('');
+    })
+    .join('\n');
 }

@@ -5,7 +5,7 @@ import { ETCD_FLAGS, withEtcd } from './etcd-flags.js';
 import { fleetStatus, type FleetStatus } from './fleet-status.js';
 import { USAGE } from './help.js';
 import { formatDocument, OUTPUT_FLAG, outputFormat } from './output.js';
-import { age, renderTable } from './table.js';
+import { ago, renderTable } from './table.js';
 
 /** A node key whose value is not a view still shows the node, with nothing known about it. */
 function parseView(key: string, value: string): NodeView {
@@ -23,7 +23,7 @@ function statusTables(status: FleetStatus): string {
   if (nodes.length > 0) {
     const rows = nodes.map((view) => {
       const eps = Object.values(view.endpoints ?? {});
-      return [view.node, view.region ?? '-', String(view.revision), `${eps.filter((ep) => ep.up).length}/${eps.length} up`, `${age(view.updatedAt)} ago`];
+      return [view.node, view.region ?? '-', String(view.revision), `${eps.filter((ep) => ep.up).length}/${eps.length} up`, ago(view.updatedAt)];
     });
     parts.push(renderTable(['NODE', 'REGION', 'TABLE-REVISION', 'ENDPOINTS', 'UPDATED'], rows));
   }
@@ -35,7 +35,7 @@ function statusTables(status: FleetStatus): string {
   );
   const downRows = down.flatMap((d) => {
     const uses = d.uses.length === 0 ? [{ service: '-', version: '-', region: '-', address: d.address }] : d.uses;
-    return uses.map((u) => [d.node, u.service, u.version, u.region, u.address, d.reason, `${age(d.since)} ago`]);
+    return uses.map((u) => [d.node, u.service, u.version, u.region, u.address, d.reason, ago(d.since)]);
   });
   parts.push(downRows.length === 0 ? 'Down endpoints: none\n' : `Down endpoints:\n${renderTable(['NODE', 'SERVICE', 'VERSION', 'REGION', 'ENDPOINT', 'REASON', 'SINCE'], downRows)}`);
   return parts.join('\n');

@@ -9,11 +9,14 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
   return `${[headers, ...rows].map(line).join('\n')}\n`;
 }
 
-/** How long ago an ISO time was, as kubectl shows ages: 42s, 5m, 3h, 2d; `?` when it does not parse. */
-export function age(iso: string, now = Date.now()): string {
+/** How long ago an ISO time was, as kubectl shows ages: 42s ago, 5m ago, 3h ago, 2d ago; `?` when it does not parse. */
+export function ago(iso: string, now = Date.now()): string {
   const then = Date.parse(iso);
   if (Number.isNaN(then)) return '?';
-  const seconds = Math.max(0, Math.round((now - then) / 1000));
+  return `${age(Math.max(0, Math.round((now - then) / 1000)))} ago`;
+}
+
+function age(seconds: number): string {
   if (seconds < 120) return `${seconds}s`;
   if (seconds < 7_200) return `${Math.floor(seconds / 60)}m`;
   if (seconds < 172_800) return `${Math.floor(seconds / 3_600)}h`;
