@@ -1,4 +1,4 @@
-import { GRPCDeadlineExceededError, GRPCUnavailableError, type Etcd3, type IOptions } from 'etcd3';
+import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError, type Etcd3, type IOptions } from 'etcd3';
 import { formatDuration, parseDurationMs } from '../config/duration.js';
 import { loadStaticConfig } from '../config/static-load.js';
 import { createEtcdClient, type EtcdSettings } from '../store/etcd-client.js';
@@ -32,13 +32,29 @@ type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']
 
 const noEvent = (): { dispose(): void } => ({ dispose: () => undefined });
 
-/** One attempt per call: the client's default retries would turn an etcd that never answers into a wait of three deadlines. */
-const ONE_ATTEMPT: GlobalPolicy = {
-  _altReturn: undefined as never,
-  onSuccess: noEvent,
-  onFailure: noEvent,
-  execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> => fn({ signal: signal ?? new AbortController().signal }),
-};
+/**
+ * Each endpoint tried once per call (the pool hands the next one on each
+ * attempt): the client's default of three tries would turn one etcd that never
+ * answers into a wait of three deadlines, while a cluster with one member down
+ * must still answer.
+ */
+function oncePerEndpoint(endpoints: number): GlobalPolicy {
+  return {
+    _altReturn: undefined as never,
+    onSuccess: noEvent,
+    onFailure: noEvent,
+    execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> => {
+      const context = { signal: signal ?? new AbortController().signal };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn(context);
+        } catch (err) {
+          if (attempt >= endpoints || !(err instanceof Error) || !isRecoverableError(err)) throw err;
+        }
+      }
+    },
+  };
+}
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value;
@@ -97,7 +113,7 @@ function unreachable(err: unknown, endpoints: readonly string[], timeoutMs: numb
 
 /**
  * Runs `work` with a client for the etcd the flags name, then closes it. Each
- * call is tried once within --timeout (the router's store.etcd timeouts are
+ * call is tried once per endpoint, each try within --timeout (the router's store.etcd timeouts are
  * for its long-lived watch), so an etcd that is down or silent fails the
  * command in seconds as one clear error.
  */
@@ -106,7 +122,7 @@ export async function withEtcd<T>(values: EtcdFlagValues, work: (client: Etcd3, 
   if (timeoutMs === null || timeoutMs <= 0) throw new UsageError(`--timeout: "${values.timeout ?? ''}" is not a duration such as 3s or 500ms`);
   const settings = await etcdSettings(values);
   const client = createEtcdClient(settings, {
-    faultHandling: { global: ONE_ATTEMPT },
+    faultHandling: { global: oncePerEndpoint(settings.endpoints.length) },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
   });
   try {
