@@ -3,7 +3,8 @@ import { ConfigError } from '../config/issues.js';
 import { validateRoutingObjects } from '../config/routing-validate.js';
 import { commitPlan, ensureAcceptable, planApply, readRoutingKeys } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
-import { ETCD_FLAGS, withEtcd } from './etcd-flags.js';
+import { ETCD_FLAGS } from './etcd-flags.js';
+import { withEtcd } from './etcd-session.js';
 import { USAGE } from './help.js';
 
 /**

@@ -1,7 +1,8 @@
 import { ConfigError } from '../config/issues.js';
 import { editKeys, objectKey } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
-import { ETCD_FLAGS, withEtcd } from './etcd-flags.js';
+import { ETCD_FLAGS } from './etcd-flags.js';
+import { withEtcd } from './etcd-session.js';
 import { USAGE } from './help.js';
 
 type EndpointEntry = string | { address: string; weight?: number; drain?: boolean };

@@ -1,7 +1,8 @@
 import type { NodeView } from '../store/fleet.js';
 import { readRoutingKeys } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
-import { ETCD_FLAGS, withEtcd } from './etcd-flags.js';
+import { ETCD_FLAGS } from './etcd-flags.js';
+import { withEtcd } from './etcd-session.js';
 import { fleetStatus, type FleetStatus } from './fleet-status.js';
 import { USAGE } from './help.js';
 import { formatDocument, OUTPUT_FLAG, outputFormat } from './output.js';

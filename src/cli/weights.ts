@@ -2,7 +2,8 @@ import { ConfigError } from '../config/issues.js';
 import { validateObject } from '../config/routing-validate.js';
 import { editKeys, objectKey } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
-import { ETCD_FLAGS, withEtcd } from './etcd-flags.js';
+import { ETCD_FLAGS } from './etcd-flags.js';
+import { withEtcd } from './etcd-session.js';
 import { formatDocument, outputFormat, OUTPUT_FLAG } from './output.js';
 import { USAGE } from './help.js';
 
