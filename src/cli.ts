@@ -3,13 +3,13 @@ import { UsageError } from './cli/args.js';
 import { USAGE } from './cli/help.js';
 import { applyCommand } from './cli/apply.js';
 import { drainCommand } from './cli/drain.js';
+import { debugWanted, describeFailure } from './cli/failure.js';
 import { getCommand } from './cli/get.js';
 import { startCommand } from './cli/start.js';
 import { statusCommand } from './cli/status.js';
+import { versionLine } from './cli/version.js';
 import { weightsCommand } from './cli/weights.js';
 import { validateCommand } from './cli/validate.js';
-import { ConfigError, formatIssue } from './config/issues.js';
-import { ConflictError } from './store/etcd-writer.js';
 
 const COMMANDS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   start: (argv) => startCommand(argv, false),
@@ -29,6 +29,10 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE.main ?? '');
     return command === undefined ? 2 : 0;
   }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(versionLine());
+    return 0;
+  }
   const run = COMMANDS[command];
   if (run === undefined) throw new UsageError(`unknown command "${command}"`);
   try {
@@ -39,24 +43,16 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+const debug = debugWanted(argv);
+// --debug is global: accepted before or after the command, so it is taken out before any command parses its flags.
+main(argv.filter((arg) => arg !== '--debug')).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`meridian: ${err.message}\nRun "meridian --help" for usage.\n`);
-      process.exitCode = 2;
-    } else if (err instanceof ConfigError) {
-      for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-      process.exitCode = 1;
-    } else if (err instanceof ConflictError) {
-      process.stderr.write(`meridian: ${err.message}\n`);
-      process.exitCode = 1;
-    } else {
-      const e = err as NodeJS.ErrnoException;
-      process.stderr.write(`meridian: ${e.code === 'EADDRINUSE' ? `address already in use: ${e.message}` : (e.stack ?? String(err))}\n`);
-      process.exitCode = 1;
-    }
+    const { text, code } = describeFailure(err, debug);
+    process.stderr.write(text);
+    process.exitCode = code;
   },
 );

@@ -150,13 +150,17 @@ t.test('fleet: each node publishes its health view under a lease; status lists t
     const view = JSON.parse((await client.get(`${PREFIX}nodes/test-node`).string()) ?? '{}') as { endpoints?: Record<string, { up: boolean }> };
     return Object.values(view.endpoints ?? {}).some((ep) => !ep.up);
   }, 'a health flip to be published', 20_000);
-  const status = await runCli(['status', '--etcd', etcd.url]);
+  const published = JSON.parse((await client.get(`${PREFIX}nodes/test-node`).string()) ?? '{}') as { endpoints: Record<string, { address?: string }> };
+  t.same(Object.values(published.endpoints).map((ep) => ep.address), [up.address], 'each endpoint of the view names its address');
+  const status = await runCli(['status', '--etcd', etcd.url, '--etcd-prefix', PREFIX, '-o', 'table']);
   t.equal(status.code, 0, status.stderr);
   t.match(status.stdout, /1 node alive/);
-  t.match(status.stdout, /test-node .*endpoints 0\/1 up/);
-  t.match(status.stdout, /down .*status-503/);
+  t.match(status.stdout, /^test-node\s.*\s0\/1 up\s/m);
+  t.match(status.stdout, new RegExp(`^test-node\\s+web\\s+\\S+\\s+\\S+\\s+${up.address.replace(/\./g, '\\.')}\\s+status-503\\s`, 'm'), 'the down endpoint by service, version, region and address');
+  const json = JSON.parse((await runCli(['status', '--etcd', etcd.url, '--etcd-prefix', PREFIX])).stdout) as { down: Array<{ uses: Array<{ service: string }> }> };
+  t.equal(json.down[0]?.uses[0]?.service, 'web', 'piped: JSON, with the join');
 
   await m.close();
   t.equal(await client.get(`${PREFIX}nodes/test-node`).string(), null, 'a node that stops takes its key with it');
-  t.match((await runCli(['status', '--etcd', etcd.url])).stdout, /0 nodes alive/);
+  t.match((await runCli(['status', '--etcd', etcd.url, '--etcd-prefix', PREFIX, '-o', 'table'])).stdout, /0 nodes alive/);
 });

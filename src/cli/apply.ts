@@ -3,7 +3,8 @@ import { ConfigError } from '../config/issues.js';
 import { validateRoutingObjects } from '../config/routing-validate.js';
 import { commitPlan, ensureAcceptable, planApply, readRoutingKeys } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
-import { ETCD_FLAGS, etcdFromFlags } from './etcd-flags.js';
+import { ETCD_FLAGS } from './etcd-flags.js';
+import { withEtcd } from './etcd-session.js';
 import { USAGE } from './help.js';
 
 /**
@@ -25,8 +26,7 @@ export async function applyCommand(argv: readonly string[]): Promise<number> {
   if (raw === null || raw === undefined) throw new ConfigError([{ path: file, message: 'the file is empty: nothing to apply', reason: 'empty' }]);
   const { issues } = validateRoutingObjects(raw);
   if (issues.length > 0) throw new ConfigError(issues.map((i) => ({ ...i, path: `${file}: ${i.path}` })));
-  const { client, prefix } = await etcdFromFlags(values);
-  try {
+  return withEtcd(values, async (client, prefix) => {
     const current = await readRoutingKeys(client, prefix);
     const plan = planApply(prefix, raw as Record<string, unknown>, current, values.prune === true);
     await ensureAcceptable(prefix, current, plan);
@@ -40,7 +40,5 @@ export async function applyCommand(argv: readonly string[]): Promise<number> {
     const revision = dryRun ? null : await commitPlan(client, plan, current);
     process.stdout.write(`${plan.length - unchanged} changed, ${unchanged} unchanged${revision === null ? '' : ` (revision ${revision})`}${dryRun ? ' (dry run: nothing written)' : ''}\n`);
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

@@ -1,11 +1,15 @@
 import { ConfigError } from '../config/issues.js';
 import { editKeys, objectKey } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
-import { ETCD_FLAGS, etcdFromFlags } from './etcd-flags.js';
+import { ETCD_FLAGS } from './etcd-flags.js';
+import { withEtcd } from './etcd-session.js';
 import { USAGE } from './help.js';
 
 type EndpointEntry = string | { address: string; weight?: number; drain?: boolean };
 type ServiceJson = { versions?: Record<string, { endpoints?: Record<string, EndpointEntry[]> }> };
+
+/** What drain acts on, written singular or plural. */
+const TARGETS: Readonly<Record<string, 'region' | 'endpoint'>> = { region: 'region', regions: 'region', endpoint: 'endpoint', endpoints: 'endpoint' };
 
 /** Whether an endpoint entry is the one NAME means: the same text, or, for a NAME without a scheme, the same host:port under either scheme. */
 function isEndpoint(entryAddress: string, name: string): boolean {
@@ -29,7 +33,7 @@ function drainEndpoint(spec: ServiceJson, address: string, drain: boolean): bool
 }
 
 /**
- * `meridian drain|undrain region|endpoint NAME`: sets `drain` on a region, or on
+ * `meridian drain|undrain region(s)|endpoint(s) NAME`: sets `drain` on a region, or on
  * an endpoint address wherever services list it, in one compare-and-swap transaction.
  */
 export async function drainCommand(argv: readonly string[], drain: boolean): Promise<number> {
@@ -38,10 +42,10 @@ export async function drainCommand(argv: readonly string[], drain: boolean): Pro
     process.stdout.write(USAGE.drain ?? '');
     return 0;
   }
-  const [what, name] = positionals as [string, string];
-  if (what !== 'region' && what !== 'endpoint') throw new UsageError(`expected "region" or "endpoint", got "${what}"`);
-  const { client, prefix } = await etcdFromFlags(values);
-  try {
+  const [word, name] = positionals as [string, string];
+  const what = Object.hasOwn(TARGETS, word) ? TARGETS[word] : undefined;
+  if (what === undefined) throw new UsageError(`expected "region" or "endpoint", got "${word}"`);
+  return withEtcd(values, async (client, prefix) => {
     const { revision, changed } = await editKeys(client, prefix, (current) => {
       const next = new Map<string, unknown>();
       if (what === 'region') {
@@ -62,7 +66,5 @@ export async function drainCommand(argv: readonly string[], drain: boolean): Pro
     const verb = drain ? 'drained' : 'undrained';
     process.stdout.write(`${what} ${name} ${revision === null ? `already ${verb}` : `${verb} (${changed.map((k) => k.slice(prefix.length)).join(', ')}; revision ${revision})`}\n`);
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

@@ -1,18 +1,34 @@
 import { ETCD_FLAGS_HELP } from './etcd-flags.js';
+import { OUTPUT_FLAG_HELP } from './output.js';
 
 /** Usage text of every command. */
 export const USAGE: Readonly<Record<string, string>> = {
   main: `Usage: meridian <command> [options]
+       meridian --version | -v
 
 Commands:
   start      run the router (proxy and admin listeners)
   demo       run the router with small local demo regions beside it
   validate   check a routing table or static configuration file
   apply      write a routing table file to etcd in one transaction
-  get        print the routing objects in etcd
+  get        print the routing objects in etcd (-o json|yaml|table)
   weights    set the split weights of a service in etcd
-  drain      drain a region or an endpoint (undrain: the reverse)
-  status     the fleet: every running node's view of endpoint health
+  drain      drain a region or an endpoint
+  undrain    undrain a region or an endpoint
+  status     the fleet: nodes, drained targets, endpoints down (-o json|yaml|table)
+
+Global options:
+  -h, --help               show help (of a command: meridian <command> --help)
+  -v, --version            print the version of meridian and of node
+      --debug              on failure, print the stack too (also MERIDIAN_DEBUG=1)
+
+Environment (commands that talk to etcd; flags win over them):
+  MERIDIAN_ETCD_ENDPOINTS  etcd endpoints, comma-separated (before ETCDCTL_ENDPOINTS
+                           and store.etcd of --config; default http://127.0.0.1:2379)
+  ETCDCTL_ENDPOINTS        used when MERIDIAN_ETCD_ENDPOINTS is not set, as etcdctl does
+  MERIDIAN_ETCD_PREFIX     etcd key prefix (default /meridian/)
+  MERIDIAN_DEBUG=1         like --debug
+  MERIDIAN_LOG_LEVEL       log level of start and demo (default info)
 
 Run "meridian <command> --help" for the options of a command.
 `,
@@ -63,33 +79,41 @@ Options:
       --prune              also delete objects in etcd that FILE does not have
       --dry-run            print what would change; write nothing
 ${ETCD_FLAGS_HELP}`,
-  get: `Usage: meridian get [regions|services|routes] [NAME] [etcd options]
+  get: `Usage: meridian get [KIND] [NAME] [-o json|yaml|table] [etcd options]
 
-Prints the routing objects stored in etcd as JSON: all of them, one kind, or one object.
+Prints the routing objects stored in etcd: all of them, one kind, or one object.
+KIND is region(s), service(s) (or svc) or route(s). A table shows what each
+object does (service VERSIONS as name=weight); an object that does not
+validate is shown as invalid, with the reason.
 
 Options:
-${ETCD_FLAGS_HELP}`,
-  weights: `Usage: meridian weights SERVICE VERSION=WEIGHT ... [etcd options]
+${OUTPUT_FLAG_HELP}${ETCD_FLAGS_HELP}`,
+  weights: `Usage: meridian weights SERVICE VERSION=WEIGHT ... [-o json|yaml] [etcd options]
 
 Sets the split weights of the named versions of SERVICE (others keep theirs),
 with compare-and-swap: a concurrent edit is retried on top of, never overwritten.
 Blue-green flip: meridian weights web blue=0 green=100
 
 Options:
+  -o, --output FORMAT      print the result as json or yaml (default: one line)
 ${ETCD_FLAGS_HELP}`,
   drain: `Usage: meridian drain|undrain region|endpoint NAME [etcd options]
+       (regions and endpoints are accepted too)
 
 Drains (or undrains) a region, or an endpoint address (host:port) in every
 service that lists it. Drained targets get no new requests; requests in flight finish.
 
 Options:
 ${ETCD_FLAGS_HELP}`,
-  status: `Usage: meridian status [--json] [etcd options]
+  status: `Usage: meridian status [-o json|yaml|table] [etcd options]
 
 Shows the fleet: every running Meridian node publishes its view of endpoint
 health to <prefix>nodes/<node> under a 15 s lease, so a node that died drops out.
+The table lists the nodes, then the drained regions and endpoints, then the
+endpoints a node sees down, each by service, version, region and address.
+JSON and YAML hold the nodes' views as published, with "drained" and "down".
 
 Options:
-      --json               print the views as JSON
+${OUTPUT_FLAG_HELP}      --json               the same as -o json
 ${ETCD_FLAGS_HELP}`,
 };

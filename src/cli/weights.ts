@@ -2,7 +2,9 @@ import { ConfigError } from '../config/issues.js';
 import { validateObject } from '../config/routing-validate.js';
 import { editKeys, objectKey } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
-import { ETCD_FLAGS, etcdFromFlags } from './etcd-flags.js';
+import { ETCD_FLAGS } from './etcd-flags.js';
+import { withEtcd } from './etcd-session.js';
+import { formatDocument, outputFormat, OUTPUT_FLAG } from './output.js';
 import { USAGE } from './help.js';
 
 function parseAssignments(args: readonly string[]): Map<string, number> {
@@ -21,16 +23,16 @@ function parseAssignments(args: readonly string[]): Map<string, number> {
  * concurrent edit is never silently overwritten.
  */
 export async function weightsCommand(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, ETCD_FLAGS, { min: 2, max: 64 });
+  const { values, positionals } = parseFlags(argv, { ...ETCD_FLAGS, ...OUTPUT_FLAG }, { min: 2, max: 64 });
   if (values.help === true) {
     process.stdout.write(USAGE.weights ?? '');
     return 0;
   }
   const [service, ...rest] = positionals as [string, ...string[]];
   const assignments = parseAssignments(rest);
-  const { client, prefix } = await etcdFromFlags(values);
-  const key = objectKey(prefix, 'services', service);
-  try {
+  const format = values.output === undefined ? null : outputFormat(values.output);
+  return withEtcd(values, async (client, prefix) => {
+    const key = objectKey(prefix, 'services', service);
     let weights: Record<string, number> = {};
     const { revision } = await editKeys(client, prefix, (current) => {
       const stored = current.get(key);
@@ -47,9 +49,9 @@ export async function weightsCommand(argv: readonly string[]): Promise<number> {
       return new Map([[key, next]]);
     });
     const shown = Object.entries(weights).map(([v, w]) => `${v}=${w}`).join(' ');
-    process.stdout.write(`services/${service} weights: ${shown}${revision === null ? ' (unchanged)' : ` (revision ${revision})`}\n`);
+    const line = `services/${service} weights: ${shown}${revision === null ? ' (unchanged)' : ` (revision ${revision})`}\n`;
+    // Without -o the result stays the line it always was, piped or not.
+    process.stdout.write(format === null ? line : formatDocument(format, { service, weights, changed: revision !== null, revision }, () => line));
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

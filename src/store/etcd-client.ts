@@ -9,8 +9,9 @@ export type EtcdSettings = NonNullable<StaticConfig['store']['etcd']>;
  * An etcd client from the static configuration: endpoints, password auth, TLS
  * (CA, client certificate and key), a dial timeout, a deadline on every unary
  * call, and gRPC keepalive pings that find half-open connections within seconds.
+ * `overrides` replace client options (the CLI turns retries off, to fail fast).
  */
-export function createEtcdClient(settings: EtcdSettings): Etcd3 {
+export function createEtcdClient(settings: EtcdSettings, overrides: Partial<IOptions> = {}): Etcd3 {
   const options: IOptions = {
     hosts: settings.endpoints,
     dialTimeout: settings.dialTimeout,
@@ -30,5 +31,5 @@ export function createEtcdClient(settings: EtcdSettings): Etcd3 {
       ...(tls.cert === undefined ? {} : { certChain: readFileSync(tls.cert) }),
     };
   }
-  return new Etcd3(options);
+  return new Etcd3({ ...options, ...overrides });
 }

@@ -1,6 +1,7 @@
 import { formatIssue } from '../config/issues.js';
 import type { StaticConfig } from '../config/static-schema.js';
 import type { HealthRegistry } from '../health/registry.js';
+import { endpointKey } from '../net/upstream-tls.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { EtcdStore, type EtcdSnapshot } from './etcd.js';
@@ -24,7 +25,7 @@ export interface EtcdProviderDeps {
 function nodeView(deps: EtcdProviderDeps): NodeView {
   const endpoints: Record<string, FleetEndpoint> = {};
   for (const h of deps.health.entries()) {
-    endpoints[h.key] = { up: h.up, state: h.state, reason: h.reason, since: new Date(h.changedAt).toISOString() };
+    endpoints[h.key] = { address: endpointKey(h.address), up: h.up, state: h.state, reason: h.reason, since: new Date(h.changedAt).toISOString() };
   }
   return { node: deps.node.name, region: deps.node.region ?? null, revision: deps.revision(), updatedAt: new Date().toISOString(), endpoints };
 }

@@ -8,6 +8,8 @@ const MIN_INTERVAL_MS = 1_000;
 
 /** One endpoint as a node sees it. */
 export interface FleetEndpoint {
+  /** The endpoint as routing tables write it (`host:port`, or `https://host:port`); absent in views of older nodes. */
+  readonly address?: string;
   readonly up: boolean;
   readonly state: string;
   readonly reason: string;
