@@ -7,10 +7,10 @@ export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Runs `meridian ARGS` to completion. */
-export function runCli(args: string[], timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs `meridian ARGS` to completion (with `env` added to this process's environment when given). */
+export function runCli(args: string[], timeoutMs = 15_000, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -37,13 +37,13 @@ export interface MeridianProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-/** Spawns `meridian ARGS` (under an open-file limit of `openFiles` when given) and waits for its "meridian started" log line. */
-export async function spawnMeridian(args: string[], options: { openFiles?: number; cwd?: string } = {}): Promise<MeridianProcess> {
+/** Spawns `meridian ARGS` (under an open-file limit of `openFiles` when given, with `env` added) and waits for its "meridian started" log line. */
+export async function spawnMeridian(args: string[], options: { openFiles?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<MeridianProcess> {
   const command =
     options.openFiles === undefined
       ? [process.execPath, CLI, ...args]
       : ['bash', '-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, CLI, ...args];
-  const child = spawn(command[0] as string, command.slice(1), { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command[0] as string, command.slice(1), { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   let buffered = '';
