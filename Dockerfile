@@ -23,8 +23,9 @@ COPY config/routes.yaml /etc/meridian/routes.yaml
 RUN mkdir -p /var/lib/meridian && chown node:node /var/lib/meridian
 USER node
 # Proxy, admin, GeoDNS (UDP and TCP). The image runs as "node", which cannot bind
-# below 1024: publish DNS as -p 53:5353/udp -p 53:5353/tcp, or grant
-# CAP_NET_BIND_SERVICE (docker run --cap-add NET_BIND_SERVICE) to listen on 53.
+# below 1024: publish DNS as -p 53:5353/udp -p 53:5353/tcp (or run with
+# --sysctl net.ipv4.ip_unprivileged_port_start=53 and listen on 53; --cap-add
+# NET_BIND_SERVICE alone does not reach a non-root process).
 EXPOSE 8080/tcp 9901/tcp 5353/udp 5353/tcp
 # Readiness on the admin address the configuration names (a routing table in
 # force and not shutting down). Mounting another meridian.yaml moves it along.
