@@ -8,7 +8,7 @@ import { getJson, send } from './helpers/client.js';
 import { dig } from './helpers/dig.js';
 import { startEtcd } from './helpers/etcd.js';
 import { waitFor } from './helpers/poll.js';
-import { CLI, ROOT, spawnMeridian, type MeridianProcess } from './helpers/process.js';
+import { CLI, ROOT, runCli, spawnMeridian, type MeridianProcess } from './helpers/process.js';
 
 const run = promisify(execFile);
 
@@ -226,4 +226,25 @@ t.test('the etcd quick start, in order, with a real etcd: demo regions beside an
   const web = JSON.parse((await shell(localCommand('npx meridian get services web', ports), dir)).stdout) as { split: { weights: Record<string, number> } };
   t.same(web.split.weights, { stable: 50, canary: 50 }, 'the weights command changed etcd');
   t.equal(await proc.stop('SIGINT'), 0);
+
+  const bare = await spawnMeridian(['demo', '--etcd', etcd.url, '--node-name', 'no-regions', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: dir });
+  t.teardown(() => bare.stop('SIGKILL'));
+  t.ok(bare.logs.some((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes('--regions FILE')), 'without --regions in etcd mode the demo says how to get regions');
+  t.equal(await bare.stop('SIGINT'), 0);
+});
+
+t.test('demo --regions: a file it cannot use stops the start; start does not take it', async (t) => {
+  const dir = checkout(t);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'services:\n  web: { versions: { stable: { endpoints: { nowhere: ["127.0.0.1:9"] } } } }\n');
+  const routes = join(dir, 'config/routes.yaml');
+  const refused = await runCli(['demo', '--routes', routes, '--regions', bad, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /services\.web/, 'the problem of the regions file is named');
+  const missing = await runCli(['demo', '--routes', routes, '--regions', join(dir, 'nope.yaml'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /nope\.yaml: cannot read/);
+  const start = await runCli(['start', '--routes', routes, '--regions', routes]);
+  t.equal(start.code, 2);
+  t.match(start.stderr, /--regions is an option of "meridian demo"/);
 });

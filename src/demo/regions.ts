@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { formatHostPort } from '../net/address.js';
 import { readConfigFile } from '../config/document.js';
 import { ConfigError } from '../config/issues.js';
+import { validateRoutingDocument } from '../config/routing-document.js';
 import { validateRoutingObjects } from '../config/routing-validate.js';
 import { endpointProtocol } from '../config/upstream-protocol.js';
 import { endpointTls } from '../config/upstream-tls.js';
@@ -20,8 +21,10 @@ function isLoopback(host: string): boolean {
 
 /** Who an address serves in the routing table: `service/version@region` labels. */
 function demoEndpoints(document: unknown, strict: boolean): Map<string, { host: string; port: number; serves: string[] }> {
-  const { doc, issues } = validateRoutingObjects(document);
-  if (strict && issues.length > 0) throw new ConfigError(issues);
+  const { doc } = validateRoutingObjects(document);
+  // Judged whole, as `meridian validate` would: a file named for the demo alone must be right.
+  const { issues } = strict ? validateRoutingDocument(document) : { issues: [] };
+  if (issues.length > 0) throw new ConfigError(issues);
   const byAddress = new Map<string, { host: string; port: number; serves: string[] }>();
   for (const [service, spec] of Object.entries(doc.services)) {
     for (const [version, versionSpec] of Object.entries(spec.versions)) {
