@@ -60,7 +60,7 @@ function isMapping(value: unknown): value is Record<string, unknown> {
 /** GETs /readyz; resolves with the status and the first line of the body, or rejects with why it could not. */
 function getReadyz(address: HostPort, timeoutMs: number): Promise<{ status: number; line: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: address.host, port: address.port, path: '/readyz', method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+    const req = request({ host: address.host, port: address.port, path: '/readyz', method: 'GET', agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
@@ -70,9 +70,9 @@ function getReadyz(address: HostPort, timeoutMs: number): Promise<{ status: numb
       res.on('end', () => resolve({ status: res.statusCode ?? 0, line: body.split('\n')[0]?.trim() ?? '' }));
       res.on('error', reject);
     });
+    // One deadline for connecting, sending and reading the whole answer.
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs}ms`)), timeoutMs);
     req.on('close', () => clearTimeout(timer));
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
     req.on('error', reject);
     req.end();
   });
