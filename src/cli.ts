@@ -5,6 +5,7 @@ import { applyCommand } from './cli/apply.js';
 import { drainCommand } from './cli/drain.js';
 import { debugWanted, describeFailure } from './cli/failure.js';
 import { getCommand } from './cli/get.js';
+import { readyCommand } from './cli/ready.js';
 import { startCommand } from './cli/start.js';
 import { statusCommand } from './cli/status.js';
 import { versionLine } from './cli/version.js';
@@ -21,6 +22,7 @@ const COMMANDS: Readonly<Record<string, (argv: readonly string[]) => Promise<num
   drain: (argv) => drainCommand(argv, true),
   undrain: (argv) => drainCommand(argv, false),
   status: statusCommand,
+  ready: readyCommand,
 };
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -16,6 +16,7 @@ Commands:
   drain      drain a region or an endpoint
   undrain    undrain a region or an endpoint
   status     the fleet: nodes, drained targets, endpoints down (-o json|yaml|table)
+  ready      exit 0 when a running node's /readyz answers 200 (container and exec probes)
 
 Global options:
   -h, --help               show help (of a command: meridian <command> --help)
@@ -29,6 +30,7 @@ Environment (commands that talk to etcd; flags win over them):
   MERIDIAN_ETCD_PREFIX     etcd key prefix (default /meridian/)
   MERIDIAN_DEBUG=1         like --debug
   MERIDIAN_LOG_LEVEL       log level of start and demo (default info)
+  MERIDIAN_ADMIN_TOKEN     admin.token of start, demo and --config (keeps it out of files)
 
 Run "meridian <command> --help" for the options of a command.
 `,
@@ -59,7 +61,12 @@ Like "meridian start", and also starts a small HTTP server for every loopback
 endpoint of the routing table, answering with its region and version, so the
 router can be tried without any real upstream. A certificate of proxy.tls whose
 files are both missing is made self-signed for localhost, so HTTPS works at once.
-Takes the options of "start".
+Takes the options of "start", and:
+      --regions FILE       the routing table file whose loopback endpoints get demo
+                           servers (default: the routes file in use). With --etcd
+                           the table comes from etcd, so name one here, e.g.
+                           meridian demo --etcd URL --regions config/routes.yaml
+                           then meridian apply -f config/routes.yaml
 `,
   validate: `Usage: meridian validate FILE [--kind routes|config]
 
@@ -105,6 +112,20 @@ service that lists it. Drained targets get no new requests; requests in flight f
 
 Options:
 ${ETCD_FLAGS_HELP}`,
+  ready: `Usage: meridian ready [--config FILE] [--admin ADDR] [--timeout DURATION]
+
+Asks a running node whether it is ready: GET /readyz on its admin listener,
+read from the static configuration's admin.listen (or --admin; a wildcard
+0.0.0.0 or :: is reached on 127.0.0.1 or ::1). Exit 0 when it answers 200;
+1 otherwise, with one line saying why (not ready and the reason, no answer,
+a configuration it cannot read). For a container HEALTHCHECK, Kubernetes exec
+probes and scripts.
+
+Options:
+  -c, --config FILE        static configuration whose admin.listen to probe
+      --admin ADDR         admin listener, host:port (default 127.0.0.1:9901)
+      --timeout DURATION   how long to wait for the answer (default 2s)
+`,
   status: `Usage: meridian status [-o json|yaml|table] [etcd options]
 
 Shows the fleet: every running Meridian node publishes its view of endpoint

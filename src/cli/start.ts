@@ -11,11 +11,12 @@ import { USAGE } from './help.js';
 
 /** `meridian start` and `meridian demo`: run until SIGTERM/SIGINT, then stop gracefully and exit 0. */
 export async function startCommand(argv: readonly string[], demo: boolean): Promise<number> {
-  const { values } = parseFlags(argv, START_FLAGS, { min: 0, max: 0 });
+  const { values } = parseFlags(argv, { ...START_FLAGS, regions: { type: 'string' } }, { min: 0, max: 0 });
   if (values.help === true) {
     process.stdout.write(demo ? USAGE.demo ?? '' : USAGE.start ?? '');
     return 0;
   }
+  if (!demo && values.regions !== undefined) throw new UsageError('--regions is an option of "meridian demo"');
   const level = values['log-level'] ?? process.env.MERIDIAN_LOG_LEVEL ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const config = await loadStaticConfig(values.config, {
@@ -38,7 +39,10 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     return new Promise<number>(() => undefined);
   }
   if (demo) await makeDemoCertificates(config, logger);
-  const regions = demo ? await startDemoRegions(config.store.file as string, logger) : null;
+  // In etcd mode the table arrives later (meridian apply): the regions come from the file named for them.
+  const regionsFile = values.regions ?? config.store.file;
+  if (demo && regionsFile === undefined) logger.warn('no demo regions: with an etcd store, name the routing table file they serve with --regions FILE');
+  const regions = demo && regionsFile !== undefined ? await startDemoRegions(regionsFile, logger, values.regions !== undefined) : null;
   let meridian;
   try {
     meridian = workerCount(config) > 1 ? await startPrimary(config, logger, portSharing(config)) : await startMeridian(config, { logger });

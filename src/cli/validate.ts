@@ -1,7 +1,7 @@
 import { readConfigFile } from '../config/document.js';
 import { ConfigError, formatIssue, type ConfigIssue } from '../config/issues.js';
 import { validateRoutingDocument } from '../config/routing-document.js';
-import { buildStaticConfig } from '../config/static-load.js';
+import { buildStaticConfig, environmentFlags } from '../config/static-load.js';
 import { parseFlags, UsageError } from './args.js';
 import { USAGE } from './help.js';
 
@@ -28,7 +28,8 @@ async function validateFile(file: string, kind: 'routes' | 'config' | undefined)
     const { issues, counts } = routingIssues(raw);
     return { issues, summary: `routing table: ${counts}` };
   }
-  const config = buildStaticConfig(raw);
+  // Judged as `meridian start` would, with MERIDIAN_ADMIN_TOKEN.
+  const config = buildStaticConfig(raw, environmentFlags());
   if (config.store.file === undefined) return { issues: [], summary: 'static configuration' };
   const routes = await validateFile(config.store.file, 'routes').catch((err: unknown) => {
     if (err instanceof ConfigError) return { issues: [...err.issues], summary: '' };

@@ -15,6 +15,21 @@ export interface StaticFlags {
   nodeName?: string | undefined;
   workers?: string | undefined;
   region?: string | undefined;
+  /** `MERIDIAN_ADMIN_TOKEN`: the admin token from the environment, so secrets stay out of configuration files. */
+  adminToken?: string | undefined;
+}
+
+/** The environment variable that overrides `admin.token`. */
+export const ADMIN_TOKEN_ENV = 'MERIDIAN_ADMIN_TOKEN';
+
+/**
+ * The overrides the environment gives: `MERIDIAN_ADMIN_TOKEN` for `admin.token`.
+ * An empty value counts as unset, so a blank variable (compose's `${VAR:-}`)
+ * never turns a token in the file off.
+ */
+export function environmentFlags(env: NodeJS.ProcessEnv = process.env): StaticFlags {
+  const token = env[ADMIN_TOKEN_ENV];
+  return token === undefined || token === '' ? {} : { adminToken: token };
 }
 
 type RawObject = Record<string, unknown>;
@@ -39,12 +54,14 @@ const FLAG_PATHS: ReadonlyArray<[keyof StaticFlags, string, string]> = [
   ['nodeName', '--node-name', 'node.name'],
   ['workers', '--workers', 'proxy.workers'],
   ['region', '--region', 'node.region'],
+  ['adminToken', ADMIN_TOKEN_ENV, 'admin.token'],
 ];
 
 function applyFlags(doc: RawObject, flags: StaticFlags): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (flags.listen !== undefined) section(doc, 'proxy').listen = flags.listen;
   if (flags.admin !== undefined) section(doc, 'admin').listen = flags.admin;
+  if (flags.adminToken !== undefined) section(doc, 'admin').token = flags.adminToken;
   if (flags.nodeName !== undefined) section(doc, 'node').name = flags.nodeName;
   if (flags.workers !== undefined) section(doc, 'proxy').workers = /^\d+$/.test(flags.workers) ? Number(flags.workers) : flags.workers;
   if (flags.region !== undefined) section(doc, 'node').region = flags.region;
@@ -103,8 +120,11 @@ export function buildStaticConfig(raw: unknown, flags: StaticFlags = {}): Static
   return deepFreeze(result.data);
 }
 
-/** Reads the static configuration file (when given) and applies flags; throws ConfigError listing every problem. */
-export async function loadStaticConfig(file: string | undefined, flags: StaticFlags = {}): Promise<StaticConfig> {
+/**
+ * Reads the static configuration file (when given) and applies the environment
+ * (`MERIDIAN_ADMIN_TOKEN`), then flags; throws ConfigError listing every problem.
+ */
+export async function loadStaticConfig(file: string | undefined, flags: StaticFlags = {}, env: NodeJS.ProcessEnv = process.env): Promise<StaticConfig> {
   const raw = file === undefined ? {} : await readConfigFile(file);
-  return buildStaticConfig(raw, flags);
+  return buildStaticConfig(raw, { ...environmentFlags(env), ...flags });
 }

@@ -2,6 +2,8 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { formatHostPort } from '../net/address.js';
 import { readConfigFile } from '../config/document.js';
+import { ConfigError } from '../config/issues.js';
+import { validateRoutingDocument } from '../config/routing-document.js';
 import { validateRoutingObjects } from '../config/routing-validate.js';
 import { endpointProtocol } from '../config/upstream-protocol.js';
 import { endpointTls } from '../config/upstream-tls.js';
@@ -18,8 +20,11 @@ function isLoopback(host: string): boolean {
 }
 
 /** Who an address serves in the routing table: `service/version@region` labels. */
-function demoEndpoints(document: unknown): Map<string, { host: string; port: number; serves: string[] }> {
+function demoEndpoints(document: unknown, strict: boolean): Map<string, { host: string; port: number; serves: string[] }> {
   const { doc } = validateRoutingObjects(document);
+  // Judged whole, as `meridian validate` would: a file named for the demo alone must be right.
+  const { issues } = strict ? validateRoutingDocument(document) : { issues: [] };
+  if (issues.length > 0) throw new ConfigError(issues);
   const byAddress = new Map<string, { host: string; port: number; serves: string[] }>();
   for (const [service, spec] of Object.entries(doc.services)) {
     for (const [version, versionSpec] of Object.entries(spec.versions)) {
@@ -41,10 +46,14 @@ function demoEndpoints(document: unknown): Map<string, { host: string; port: num
 /**
  * Starts one small HTTP server per loopback endpoint of the routing file. Each
  * answers with JSON naming its region, version and what it received, so the
- * router's choices can be seen with curl.
+ * router's choices can be seen with curl. With `strict` (a file named for the
+ * demo alone, as in etcd mode) a file that cannot be read or holds an invalid
+ * object is an error; otherwise it is the router's own routes file, whose
+ * problems the router reports, and the valid objects get their servers.
  */
-export async function startDemoRegions(routesFile: string, logger: Logger): Promise<DemoRegions> {
-  const endpoints = demoEndpoints(await readConfigFile(routesFile).catch(() => ({})));
+export async function startDemoRegions(routesFile: string, logger: Logger, strict = false): Promise<DemoRegions> {
+  const read = readConfigFile(routesFile);
+  const endpoints = demoEndpoints(await (strict ? read : read.catch(() => ({}))), strict);
   const servers: Server[] = [];
   for (const [address, { host, port, serves }] of endpoints) {
     const [first] = serves;

@@ -20,7 +20,8 @@ export interface TestEtcd {
   destroy(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
+/** A loopback TCP port that was free a moment ago (for programs that cannot report the port they bound). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

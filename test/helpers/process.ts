@@ -37,13 +37,13 @@ export interface MeridianProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-/** Spawns `meridian ARGS` (under an open-file limit of `openFiles` when given) and waits for its "meridian started" log line. */
-export async function spawnMeridian(args: string[], options: { openFiles?: number; cwd?: string } = {}): Promise<MeridianProcess> {
+/** Spawns `meridian ARGS` (under an open-file limit of `openFiles` when given, with `env` added) and waits for its "meridian started" log line. */
+export async function spawnMeridian(args: string[], options: { openFiles?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<MeridianProcess> {
   const command =
     options.openFiles === undefined
       ? [process.execPath, CLI, ...args]
       : ['bash', '-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, CLI, ...args];
-  const child = spawn(command[0] as string, command.slice(1), { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command[0] as string, command.slice(1), { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   let buffered = '';
