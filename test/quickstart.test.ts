@@ -138,7 +138,7 @@ t.test('the 5-minute tour, command by command in order, against npm start', asyn
     else if (line.startsWith('#') && current !== undefined) current.comment += ` ${line.slice(1).trim()}`;
     else if (line.trim() !== '' && current !== undefined) current.lines.push(line);
   }
-  t.same(steps.map((s) => s.number), [1, 2, 3, 4, 5, 6, 7, 8], 'the tour has its eight steps, in order');
+  t.same(steps.map((s) => s.number), [1, 2, 3, 4, 5, 6, 7, 8, 9], 'the tour has its nine steps, in order');
   const routes = join(dir, 'config/routes.yaml');
   for (const step of steps) {
     const before = await state();
@@ -192,6 +192,13 @@ t.test('the 5-minute tour, command by command in order, against npm start', asyn
       case 7:
         t.match(all, /^meridian_requests_total\{/m, 'step 7: request metrics');
         break;
+      case 8: {
+        const res = await fetch(`http://127.0.0.1:${proc.adminPort}/`);
+        t.equal(res.status, 200, 'step 8: the admin address serves the dashboard');
+        t.match(res.headers.get('content-type') ?? '', /^text\/html/, 'step 8: as a web page');
+        t.match(await res.text(), /<title>[^<]*Meridian/i, 'step 8: the Meridian dashboard');
+        break;
+      }
     }
   }
   t.equal(await proc.stop('SIGINT'), 0, 'Ctrl-C stops it cleanly');
@@ -221,7 +228,7 @@ t.test('the etcd quick start, in order, with a real etcd: demo regions beside an
     const region = [...note.matchAll(REGION)].at(-1)?.[1];
     if (region !== undefined) t.match(result.stdout, `"region":"${region}"`, `${cmd} -> ${region}, answered by a demo region`);
     if (/ get services web/.test(cmd)) t.match(result.stdout, /"canary"/, 'get shows the service etcd holds');
-    if (/grep '"source"'/.test(cmd)) t.equal(result.stdout.trim(), '"source": "etcd",', 'the table comes from etcd');
+    if (/grep -m1 '"source"'/.test(cmd)) t.equal(result.stdout.trim(), '"source": "etcd",', 'the table comes from etcd');
   }
   const web = JSON.parse((await shell(localCommand('npx meridian get services web', ports), dir)).stdout) as { split: { weights: Record<string, number> } };
   t.same(web.split.weights, { stable: 50, canary: 50 }, 'the weights command changed etcd');
