@@ -1,22 +1,12 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import t from 'tap';
-import { CLEAN_ENV, ROUTES } from './helpers/cli.js';
-import { startEtcd } from './helpers/etcd.js';
+import { CLEAN_ENV, etcdWithRoutesFile } from './helpers/cli.js';
 import { runCli } from './helpers/process.js';
 
 t.test('endpoints and prefix from flag, environment and --config, in that order', async (t) => {
-  const etcd = await startEtcd();
-  const client = new Etcd3({ hosts: etcd.url });
-  t.teardown(async () => {
-    client.close();
-    await etcd.destroy();
-  });
-  const dir = await mkdtemp(join(tmpdir(), 'meridian-cli-'));
-  const file = join(dir, 'routes.json');
-  await writeFile(file, JSON.stringify(ROUTES));
+  const { etcd, client, file } = await etcdWithRoutesFile(t);
+  const dir = dirname(file);
   const bad = 'http://127.0.0.1:9';
   const hostPort = etcd.url.replace('http://', '');
 

@@ -1,23 +1,10 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { cells, CLEAN_ENV, ROUTES, runOnTty } from './helpers/cli.js';
-import { startEtcd } from './helpers/etcd.js';
+import { cells, CLEAN_ENV, etcdWithRoutesFile, runOnTty } from './helpers/cli.js';
 import { runCli } from './helpers/process.js';
 
 t.test('status: nodes, drained regions and endpoints, and down endpoints by service, version and region', async (t) => {
-  const etcd = await startEtcd();
-  const client = new Etcd3({ hosts: etcd.url });
-  t.teardown(async () => {
-    client.close();
-    await etcd.destroy();
-  });
-  const dir = await mkdtemp(join(tmpdir(), 'meridian-cli-'));
-  const file = join(dir, 'routes.json');
-  await writeFile(file, JSON.stringify(ROUTES));
+  const { etcd, client, file } = await etcdWithRoutesFile(t);
   const e = ['--etcd', etcd.url];
   const run = (args: string[]) => runCli([...args, ...e], 15_000, CLEAN_ENV);
   t.equal((await run(['apply', '-f', file])).code, 0);

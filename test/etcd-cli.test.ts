@@ -1,10 +1,8 @@
-import { writeFile, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import t from 'tap';
-import { startEtcd } from './helpers/etcd.js';
 import { runCli } from './helpers/process.js';
+import { etcdWithRoutesFile } from './helpers/cli.js';
 
 const ROUTES = {
   regions: { 'eu-west': { location: { lat: 53.35, lon: -6.26 } }, 'us-east': { location: { lat: 38.9, lon: -77.04 } } },
@@ -18,15 +16,8 @@ const ROUTES = {
 };
 
 t.test('apply, get, weights, drain against a real etcd', async (t) => {
-  const etcd = await startEtcd();
-  const client = new Etcd3({ hosts: etcd.url });
-  t.teardown(async () => {
-    client.close();
-    await etcd.destroy();
-  });
-  const dir = await mkdtemp(join(tmpdir(), 'meridian-cli-'));
-  const file = join(dir, 'routes.json');
-  await writeFile(file, JSON.stringify(ROUTES));
+  const { etcd, client, file } = await etcdWithRoutesFile(t, ROUTES);
+  const dir = dirname(file);
   const e = ['--etcd', etcd.url];
 
   const dry = await runCli(['apply', '-f', file, '--dry-run', ...e]);

@@ -1,4 +1,9 @@
 import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { startEtcd, type TestEtcd } from './etcd.js';
 import { CLI, ROOT } from './process.js';
 
 /** No endpoint or prefix from the environment of whoever runs the tests. */
@@ -37,3 +42,16 @@ export const ROUTES = {
   routes: { web: { pathPrefix: '/', service: 'web' }, shop: { hosts: ['shop.test'], pathPrefix: '/cart', service: 'web' } },
 };
 
+
+/** A fresh etcd with a client on it and `routes` written to a JSON file, all removed when the test ends. */
+export async function etcdWithRoutesFile(t: { teardown(fn: () => Promise<void>): void }, routes: unknown = ROUTES): Promise<{ etcd: TestEtcd; client: Etcd3; file: string }> {
+  const etcd = await startEtcd();
+  const client = new Etcd3({ hosts: etcd.url });
+  t.teardown(async () => {
+    client.close();
+    await etcd.destroy();
+  });
+  const file = join(await mkdtemp(join(tmpdir(), 'meridian-cli-')), 'routes.json');
+  await writeFile(file, JSON.stringify(routes));
+  return { etcd, client, file };
+}
