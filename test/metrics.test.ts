@@ -118,7 +118,7 @@ t.test("a node's start time and open-file limit are its primary's; its CPU and m
     new Gauge({ name: 'process_resident_memory_bytes', help: 'rss', registers: [r] }).set(rss);
     return r;
   };
-  const text = await aggregateNode(await registry(100, 10).getMetricsAsJSON(), [await registry(200, 20).getMetricsAsJSON(), await registry(300, 30).getMetricsAsJSON()]);
+  const text = await aggregateNode(await registry(100, 10).getMetricsAsJSON(), [await registry(200, 20).getMetricsAsJSON(), await registry(300, 30).getMetricsAsJSON()]).metrics();
   t.match(text, /^process_start_time_seconds 100$/m, "the primary's start time, not left out");
   t.match(text, /^process_max_fds 1024$/m, 'the limit of one process, not a sum of limits');
   t.match(text, /^process_resident_memory_bytes 60$/m, 'memory summed over the processes');
