@@ -1,28 +1,22 @@
 #!/usr/bin/env node
 import { UsageError } from './cli/args.js';
 import { USAGE } from './cli/help.js';
-import { applyCommand } from './cli/apply.js';
-import { drainCommand } from './cli/drain.js';
 import { debugWanted, describeFailure } from './cli/failure.js';
-import { getCommand } from './cli/get.js';
-import { readyCommand } from './cli/ready.js';
-import { startCommand } from './cli/start.js';
-import { statusCommand } from './cli/status.js';
 import { versionLine } from './cli/version.js';
-import { weightsCommand } from './cli/weights.js';
-import { validateCommand } from './cli/validate.js';
 
+// Each command loads its own modules when it runs: `ready` (a container health
+// check every few seconds) and the etcd commands need not load the router.
 const COMMANDS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
-  start: (argv) => startCommand(argv, false),
-  demo: (argv) => startCommand(argv, true),
-  validate: validateCommand,
-  apply: applyCommand,
-  get: getCommand,
-  weights: weightsCommand,
-  drain: (argv) => drainCommand(argv, true),
-  undrain: (argv) => drainCommand(argv, false),
-  status: statusCommand,
-  ready: readyCommand,
+  start: async (argv) => (await import('./cli/start.js')).startCommand(argv, false),
+  demo: async (argv) => (await import('./cli/start.js')).startCommand(argv, true),
+  validate: async (argv) => (await import('./cli/validate.js')).validateCommand(argv),
+  apply: async (argv) => (await import('./cli/apply.js')).applyCommand(argv),
+  get: async (argv) => (await import('./cli/get.js')).getCommand(argv),
+  weights: async (argv) => (await import('./cli/weights.js')).weightsCommand(argv),
+  drain: async (argv) => (await import('./cli/drain.js')).drainCommand(argv, true),
+  undrain: async (argv) => (await import('./cli/drain.js')).drainCommand(argv, false),
+  status: async (argv) => (await import('./cli/status.js')).statusCommand(argv),
+  ready: async (argv) => (await import('./cli/ready.js')).readyCommand(argv),
 };
 
 async function main(argv: readonly string[]): Promise<number> {
