@@ -5,7 +5,7 @@ import { loadStaticConfig } from '../config/static-load.js';
 import { makeDemoCertificates } from '../demo/certificate.js';
 import { startDemoRegions } from '../demo/regions.js';
 import { startMeridian } from '../main.js';
-import { createLogger, LOG_LEVELS } from '../observability/logger.js';
+import { createLogger, isLogFormat, LOG_FORMATS, LOG_LEVELS, prettyWanted } from '../observability/logger.js';
 import { parseFlags, START_FLAGS, UsageError } from './args.js';
 import { USAGE } from './help.js';
 
@@ -16,8 +16,13 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     process.stdout.write(demo ? USAGE.demo ?? '' : USAGE.start ?? '');
     return 0;
   }
-  const level = values['log-level'] ?? process.env.MERIDIAN_LOG_LEVEL ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const flagLevel = values['log-level'] ?? process.env.MERIDIAN_LOG_LEVEL;
+  if (flagLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(flagLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const envFormat = process.env.MERIDIAN_LOG_FORMAT;
+  if (envFormat !== undefined && envFormat !== '' && !isLogFormat(envFormat)) throw new UsageError(`MERIDIAN_LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}`);
+  // Installed first: Node would otherwise answer SIGUSR1 by opening its inspector.
+  let reopenLogs = (): void => undefined;
+  process.on('SIGUSR1', () => reopenLogs());
   const config = await loadStaticConfig(values.config, {
     listen: values.listen,
     admin: values.admin,
@@ -29,8 +34,11 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     nodeName: values['node-name'],
     region: values.region,
     workers: values.workers,
+    accessLog: values['access-log'],
+    accessLogDefault: demo ? 'stdout' : undefined,
   });
-  const logger = createLogger(level);
+  const format = envFormat !== undefined && isLogFormat(envFormat) ? envFormat : config.log.format;
+  const logger = createLogger(flagLevel ?? config.log.level ?? 'info', undefined, prettyWanted(format));
   if (cluster.isWorker) {
     // A data-plane worker of a node with several: it runs until its primary tells it to drain.
     const id = cluster.worker?.id ?? 0;
@@ -46,6 +54,8 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     await regions?.close();
     throw err;
   }
+  const running = meridian;
+  reopenLogs = () => running.reopenLogs();
   await new Promise<void>((resolve) => {
     let signals = 0;
     const stop = (signal: NodeJS.Signals): void => {

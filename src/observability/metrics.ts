@@ -76,6 +76,7 @@ export class Metrics {
   readonly tlsHandshakeErrors: Counter<'reason'>;
   readonly h2SessionsClosed: Counter<'reason'>;
   readonly requestTrailersDropped: Counter;
+  readonly accessLogDropped: Counter;
   readonly tlsCertificateReloads: Counter<'result'>;
   readonly acmeOrders: Counter<'result'>;
   readonly tlsCertificateExpiry: Gauge<'name'>;
@@ -123,6 +124,7 @@ export class Metrics {
     this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers, aggregator: 'max' });
     this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
     this.requestTrailersDropped = new Counter({ name: 'meridian_request_trailers_dropped_total', help: 'Proxied requests whose client sent trailers, which are not relayed upstream (the upstream client library cannot send request trailers).', registers });
+    this.accessLogDropped = new Counter({ name: 'meridian_access_log_dropped_total', help: 'Access log lines not written: the writer fell behind (buffer full), or the file or stdout refused them.', registers });
     this.h2SessionsClosed = new Counter({ name: 'meridian_http2_connections_closed_total', help: 'HTTP/2 client connections Meridian closed for abuse, by reason (rapid-reset, protocol-error: floods, invalid frames, oversized headers).', labelNames: ['reason'], registers });
     this.tlsHandshakeErrors = new Counter({ name: 'meridian_tls_handshake_errors_total', help: 'TLS connections that failed before their handshake completed, by reason (OpenSSL or socket error code).', labelNames: ['reason'], registers });
     this.tlsCertificateReloads = new Counter({ name: 'meridian_tls_certificate_reloads_total', help: 'Certificate files read again after they changed, by result (applied, or rejected: the previous certificate stays).', labelNames: ['result'], registers });

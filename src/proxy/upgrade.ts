@@ -4,9 +4,10 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
-import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError } from './errors.js';
+import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError, type ProxyError } from './errors.js';
 import { readRequestHead } from './headers.js';
 import type { Rejection, RequestResolver } from './resolve.js';
+import type { AccessRecorder } from './access-records.js';
 
 /** What the upgrade proxy needs from the proxy server. */
 export interface UpgradeHost {
@@ -54,11 +55,13 @@ export class UpgradeProxy {
   readonly #resolver: RequestResolver;
   readonly #logger: Logger;
   readonly #sockets = new Set<Duplex>();
+  readonly #access: AccessRecorder | null;
 
-  constructor(host: UpgradeHost, resolver: RequestResolver, logger: Logger) {
+  constructor(host: UpgradeHost, resolver: RequestResolver, logger: Logger, access: AccessRecorder | null = null) {
     this.#host = host;
     this.#resolver = resolver;
     this.#logger = logger;
+    this.#access = access;
   }
 
   /** Upgraded connections currently open. */
@@ -84,6 +87,7 @@ export class UpgradeProxy {
     if ('error' in target) {
       if ('series' in target) this.#host.recordRejection(target, startedAt);
       sendRawError(client, target.error, requestId);
+      this.#access?.answer('upgrade', req, head, requestId, target.error.status, target.error, startedAt, 'route' in target ? target.route : undefined, 'version' in target ? target.version : undefined);
       return;
     }
     resolver.forwardingHeaders(head.forward, head, peer, target.host, requestId);
@@ -92,6 +96,10 @@ export class UpgradeProxy {
     const host = this.#host;
     let abort: ((err?: Error) => void) | null = null;
     let settled = false;
+    const access = this.#access;
+    /** What the access line says once the connection (or the plain answer) ends. */
+    const line = { status: 0, bytesIn: 0, bytesOut: 0, startedAt, upstreamMs: null as number | null, route: target.route, endpoint, error: null as ProxyError | null };
+    const logged = (): void => access?.upgrade(req, head, requestId, line);
     const done = (): void => {
       settled = true;
       endpoint.upstream.outstanding--;
@@ -127,11 +135,22 @@ export class UpgradeProxy {
         client.off('data', hold);
         client.off('end', leave);
         client.write(rawHead(statusCode, 'Switching Protocols', rawHeaders ?? [], true));
+        line.status = statusCode;
+        line.upstreamMs = performance.now() - startedAt;
+        // Socket counters from here on: what the two ends sent each other through Meridian.
+        const inFrom = (upstream as Socket).bytesWritten;
+        const outFrom = client.bytesWritten;
         for (const chunk of pending) upstream.write(chunk);
+        let open = 2;
         for (const socket of [client, upstream]) {
           sockets.add(socket);
           socket.once('close', () => {
             sockets.delete(socket);
+            if (--open === 0 && access !== null) {
+              line.bytesIn = (upstream as Socket).bytesWritten - inFrom;
+              line.bytesOut = client.bytesWritten - outFrom;
+              logged();
+            }
             host.checkDrained();
           });
         }
@@ -146,14 +165,18 @@ export class UpgradeProxy {
           return false;
         }
         client.write(rawHead(statusCode, statusText, rawHeaders, false));
+        line.status = statusCode;
+        line.upstreamMs = performance.now() - startedAt;
         return true;
       },
       onData(chunk) {
+        line.bytesOut += chunk.length;
         return client.write(chunk);
       },
       onComplete() {
         done();
         client.end();
+        logged();
       },
       onError: (err) => {
         done();
@@ -161,6 +184,9 @@ export class UpgradeProxy {
         this.#logger.debug({ err: err.message, endpoint: endpoint.key }, 'upgrade failed');
         if (client.writable && client.bytesWritten === 0) sendRawError(client, error, requestId);
         else client.destroy();
+        line.error = error;
+        if (line.status === 0) line.status = error.status;
+        logged();
       },
     };
     endpoint.upstream.pool.dispatch(

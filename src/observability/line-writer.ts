@@ -1,0 +1,249 @@
+import { close, closeSync, fstat, fstatSync, open, openSync, stat, write } from 'node:fs';
+import type { Logger } from './logger.js';
+import { ThrottledWarning } from './throttled-warning.js';
+
+/** Bytes a pipe takes in one atomic write (POSIX PIPE_BUF on Linux). */
+export const PIPE_BUF = 4096;
+
+/** Bytes of whole lines written to a file at once (O_APPEND makes each write atomic). */
+const FILE_CHUNK = 64 * 1024;
+
+/** How often a file's path is compared with the open file (a rename or delete by logrotate). */
+const INODE_CHECK_MS = 1_000;
+
+/** Wait before writing again after a non-blocking pipe said it was full. */
+const EAGAIN_RETRY_MS = 5;
+
+/** Errors after which stdout will never take another line. */
+const BROKEN = new Set(['EPIPE', 'EBADF', 'ECONNRESET']);
+
+/** Settings of a line writer. */
+export interface LineWriterOptions {
+  /** `stdout`, or the path of a file opened for appending. */
+  readonly target: string;
+  /** Bytes of lines waiting to be written beyond which new lines are dropped. */
+  readonly maxBufferBytes: number;
+  /** Told how many lines were dropped, each time some are. */
+  readonly onDrop: (lines: number) => void;
+  readonly logger: Logger;
+}
+
+/**
+ * Writes whole ASCII lines (each ending in `\n`) asynchronously, one write in
+ * flight at a time, so that a slow disk or a stalled reader never blocks the
+ * process. Lines queued meanwhile go out together in chunks of whole lines: at
+ * most PIPE_BUF bytes on stdout, where writes of several processes sharing a
+ * pipe interleave only between atomic writes; larger to a file opened with
+ * O_APPEND, where every write lands whole at the end. Past `maxBufferBytes`
+ * lines are dropped and counted, never queued without bound. A file is opened
+ * again on `reopen()` and when its path no longer names the open file.
+ */
+export class LineWriter {
+  readonly #options: LineWriterOptions;
+  readonly #chunkLimit: number;
+  readonly #dropWarning: ThrottledWarning;
+  #fd: number;
+  #ino = 0;
+  #dev = 0;
+  #queue: string[] = [];
+  #head = 0;
+  #bytes = 0;
+  /** The rest of a chunk a write took only part of (or that must be tried again), written before the queue. */
+  #carry: { text: string; lines: number } | null = null;
+  #busy = false;
+  #scheduled = false;
+  #reopenWanted = false;
+  #broken = false;
+  #closed = false;
+  #dropped = 0;
+  #idle: (() => void)[] = [];
+  #watch: NodeJS.Timeout | null = null;
+  readonly #flushNow = (): void => this.#flush();
+
+  private constructor(options: LineWriterOptions, fd: number) {
+    this.#options = options;
+    this.#fd = fd;
+    this.#chunkLimit = options.target === 'stdout' ? PIPE_BUF : FILE_CHUNK;
+    this.#dropWarning = new ThrottledWarning(options.logger, 'access log is falling behind or cannot be written: lines dropped (meridian_access_log_dropped_total)');
+  }
+
+  /** Opens the target (a file for appending, created when missing); throws the open error when it cannot. */
+  static open(options: LineWriterOptions): LineWriter {
+    if (options.target === 'stdout') return new LineWriter(options, 1);
+    const writer = new LineWriter(options, openSync(options.target, 'a', 0o644));
+    const st = fstatSync(writer.#fd);
+    writer.#ino = st.ino;
+    writer.#dev = st.dev;
+    writer.#watch = setInterval(() => writer.#checkPath(), INODE_CHECK_MS);
+    writer.#watch.unref();
+    return writer;
+  }
+
+  /** Lines dropped so far (buffer full, write errors, or written after close). */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** Bytes of lines waiting to be written. */
+  get buffered(): number {
+    return this.#bytes;
+  }
+
+  /** Queues one line (ASCII, ending in a newline); drops it when the buffer is full. */
+  write(line: string): void {
+    if (this.#closed || this.#broken || this.#bytes + line.length > this.#options.maxBufferBytes) {
+      this.#drop(1);
+      return;
+    }
+    this.#queue.push(line);
+    this.#bytes += line.length;
+    if (!this.#busy && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flushNow);
+    }
+  }
+
+  /** Opens the file again between two writes (logrotate moved it away and signalled); nothing for stdout. */
+  reopen(): void {
+    if (this.#options.target === 'stdout' || this.#closed) return;
+    this.#reopenWanted = true;
+    if (!this.#busy) this.#flush();
+  }
+
+  /** Writes what is queued (for at most `timeoutMs`), then closes the file; later lines are dropped. */
+  async close(timeoutMs: number): Promise<void> {
+    if (this.#watch !== null) clearInterval(this.#watch);
+    this.#watch = null;
+    if (this.#busy || this.#pending()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      clearTimeout(timer);
+    }
+    this.#closed = true;
+    const left = this.#queue.length - this.#head + (this.#carry?.lines ?? 0);
+    if (left > 0) this.#drop(left);
+    if (this.#options.target !== 'stdout' && !this.#busy) closeSync(this.#fd);
+  }
+
+  #pending(): boolean {
+    return this.#carry !== null || this.#head < this.#queue.length;
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    if (this.#busy) return;
+    if (this.#reopenWanted) {
+      this.#reopenFile();
+      return;
+    }
+    let chunk = this.#carry;
+    this.#carry = null;
+    if (chunk === null) {
+      chunk = this.#nextChunk();
+      if (chunk === null) {
+        for (const resolve of this.#idle.splice(0)) resolve();
+        return;
+      }
+    }
+    this.#busy = true;
+    const taken = chunk;
+    write(this.#fd, taken.text, null, 'latin1', (err, written) => this.#written(taken, err, written));
+  }
+
+  /** Whole lines from the queue, up to the chunk limit (a single longer line goes alone). */
+  #nextChunk(): { text: string; lines: number } | null {
+    const queue = this.#queue;
+    if (this.#head >= queue.length) return null;
+    let text = queue[this.#head++] as string;
+    let lines = 1;
+    while (this.#head < queue.length && text.length + (queue[this.#head] as string).length <= this.#chunkLimit) {
+      text += queue[this.#head++] as string;
+      lines++;
+    }
+    if (this.#head === queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > queue.length) {
+      this.#queue = queue.slice(this.#head);
+      this.#head = 0;
+    }
+    return { text, lines };
+  }
+
+  #written(chunk: { text: string; lines: number }, err: NodeJS.ErrnoException | null, written: number): void {
+    this.#busy = false;
+    if (err !== null) {
+      if (err.code === 'EAGAIN' && !this.#closed) {
+        // stdout shared with a process that made it non-blocking, and the reader is behind: try the same bytes again.
+        this.#carry = chunk;
+        setTimeout(this.#flushNow, EAGAIN_RETRY_MS).unref();
+        return;
+      }
+      this.#bytes -= chunk.text.length;
+      this.#drop(chunk.lines);
+      this.#dropWarning.note({ err: err.message, target: this.#options.target });
+      if (this.#options.target === 'stdout' && err.code !== undefined && BROKEN.has(err.code)) this.#abandon();
+    } else if (written < chunk.text.length) {
+      // Only a file does this (a full disk): the rest goes next, still appended whole.
+      this.#bytes -= written;
+      this.#carry = { text: chunk.text.slice(written), lines: chunk.lines };
+    } else {
+      this.#bytes -= written;
+    }
+    if (this.#closed && !this.#pending()) {
+      if (this.#options.target !== 'stdout') closeSync(this.#fd);
+      for (const resolve of this.#idle.splice(0)) resolve();
+      return;
+    }
+    this.#flush();
+  }
+
+  /** stdout is gone for good (the reader closed the pipe): what is queued and all later lines are dropped. */
+  #abandon(): void {
+    this.#broken = true;
+    const left = this.#queue.length - this.#head;
+    this.#queue = [];
+    this.#head = 0;
+    this.#bytes = 0;
+    if (left > 0) this.#drop(left);
+  }
+
+  #reopenFile(): void {
+    this.#reopenWanted = false;
+    this.#busy = true;
+    open(this.#options.target, 'a', 0o644, (err, fd) => {
+      if (err !== null) {
+        this.#busy = false;
+        // The old file takes the lines meanwhile; the path is tried again at the next check.
+        this.#options.logger.warn({ err: err.message, path: this.#options.target }, 'access log cannot be reopened; writing on to the file already open');
+        this.#flush();
+        return;
+      }
+      const old = this.#fd;
+      this.#fd = fd;
+      fstat(fd, (statErr, st) => {
+        if (statErr === null) {
+          this.#ino = st.ino;
+          this.#dev = st.dev;
+        }
+        close(old, () => undefined);
+        this.#busy = false;
+        this.#flush();
+      });
+    });
+  }
+
+  #checkPath(): void {
+    if (this.#reopenWanted) return;
+    stat(this.#options.target, (err, st) => {
+      if (this.#closed) return;
+      if (err !== null || st.ino !== this.#ino || st.dev !== this.#dev) this.reopen();
+    });
+  }
+
+  #drop(lines: number): void {
+    this.#dropped += lines;
+    this.#options.onDrop(lines);
+    if (!this.#closed) this.#dropWarning.note({ dropped: this.#dropped, target: this.#options.target });
+  }
+}
