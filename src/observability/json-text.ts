@@ -18,7 +18,8 @@ export function jsonString(text: string, max: number): string {
   const n = text.length;
   while (i < n && !needsEscape(text.charCodeAt(i))) i++;
   if (i === n && n <= max) return `"${text}"`;
-  let out = text.slice(0, Math.min(i, max));
+  i = Math.min(i, max);
+  let out = text.slice(0, i);
   for (; i < n && out.length < max; i++) {
     const c = text.charCodeAt(i);
     if (!needsEscape(c)) out += text[i];
