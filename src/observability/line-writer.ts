@@ -42,6 +42,7 @@ export class LineWriter {
   readonly #options: LineWriterOptions;
   readonly #chunkLimit: number;
   readonly #dropWarning: ThrottledWarning;
+  readonly #reopenWarning: ThrottledWarning;
   #fd: number;
   #ino = 0;
   #dev = 0;
@@ -52,7 +53,8 @@ export class LineWriter {
   #carry: { text: string; lines: number } | null = null;
   #busy = false;
   #scheduled = false;
-  #reopenWanted = false;
+  /** Why the file is to be opened again (null: it is not). */
+  #reopenWanted: 'signal' | 'moved' | null = null;
   #broken = false;
   #closed = false;
   #dropped = 0;
@@ -65,6 +67,7 @@ export class LineWriter {
     this.#fd = fd;
     this.#chunkLimit = options.target === 'stdout' ? PIPE_BUF : FILE_CHUNK;
     this.#dropWarning = new ThrottledWarning(options.logger, 'access log is falling behind or cannot be written: lines dropped (meridian_access_log_dropped_total)');
+    this.#reopenWarning = new ThrottledWarning(options.logger, 'access log cannot be reopened; writing on to the file already open');
   }
 
   /** Opens the target (a file for appending, created when missing); throws the open error when it cannot. */
@@ -104,9 +107,9 @@ export class LineWriter {
   }
 
   /** Opens the file again between two writes (logrotate moved it away and signalled); nothing for stdout. */
-  reopen(): void {
+  reopen(reason: 'signal' | 'moved' = 'signal'): void {
     if (this.#options.target === 'stdout' || this.#closed) return;
-    this.#reopenWanted = true;
+    this.#reopenWanted = reason;
     if (!this.#busy) this.#flush();
   }
 
@@ -120,7 +123,11 @@ export class LineWriter {
       clearTimeout(timer);
     }
     this.#closed = true;
+    // Whatever the deadline left behind is counted as dropped, not written later.
     const left = this.#queue.length - this.#head + (this.#carry?.lines ?? 0);
+    this.#queue = [];
+    this.#head = 0;
+    this.#carry = null;
     if (left > 0) this.#drop(left);
     if (this.#options.target !== 'stdout' && !this.#busy) closeSync(this.#fd);
   }
@@ -132,8 +139,8 @@ export class LineWriter {
   #flush(): void {
     this.#scheduled = false;
     if (this.#busy) return;
-    if (this.#reopenWanted) {
-      this.#reopenFile();
+    if (this.#reopenWanted !== null) {
+      this.#reopenFile(this.#reopenWanted);
       return;
     }
     let chunk = this.#carry;
@@ -208,14 +215,14 @@ export class LineWriter {
     if (left > 0) this.#drop(left);
   }
 
-  #reopenFile(): void {
-    this.#reopenWanted = false;
+  #reopenFile(reason: 'signal' | 'moved'): void {
+    this.#reopenWanted = null;
     this.#busy = true;
     open(this.#options.target, 'a', 0o644, (err, fd) => {
       if (err !== null) {
         this.#busy = false;
         // The old file takes the lines meanwhile; the path is tried again at the next check.
-        this.#options.logger.warn({ err: err.message, path: this.#options.target }, 'access log cannot be reopened; writing on to the file already open');
+        this.#reopenWarning.note({ err: err.message, path: this.#options.target });
         this.#flush();
         return;
       }
@@ -227,6 +234,7 @@ export class LineWriter {
           this.#dev = st.dev;
         }
         close(old, () => undefined);
+        this.#options.logger.info({ path: this.#options.target, reason }, 'access log reopened');
         this.#busy = false;
         this.#flush();
       });
@@ -234,10 +242,10 @@ export class LineWriter {
   }
 
   #checkPath(): void {
-    if (this.#reopenWanted) return;
+    if (this.#reopenWanted !== null) return;
     stat(this.#options.target, (err, st) => {
       if (this.#closed) return;
-      if (err !== null || st.ino !== this.#ino || st.dev !== this.#dev) this.reopen();
+      if (err !== null || st.ino !== this.#ino || st.dev !== this.#dev) this.reopen('moved');
     });
   }
 
