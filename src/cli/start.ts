@@ -8,6 +8,7 @@ import { startMeridian } from '../main.js';
 import { createLogger, isLogFormat, LOG_FORMATS, LOG_LEVELS, prettyWanted } from '../observability/logger.js';
 import { parseFlags, START_FLAGS, UsageError } from './args.js';
 import { USAGE } from './help.js';
+import { routeGrpcLogs } from '../store/grpc-log.js';
 
 /** `meridian start` and `meridian demo`: run until SIGTERM/SIGINT, then stop gracefully and exit 0. */
 export async function startCommand(argv: readonly string[], demo: boolean): Promise<number> {
@@ -39,6 +40,7 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
   });
   const format = envFormat !== undefined && isLogFormat(envFormat) ? envFormat : config.log.format;
   const logger = createLogger(flagLevel ?? config.log.level ?? 'info', undefined, prettyWanted(format));
+  routeGrpcLogs(logger);
   if (cluster.isWorker) {
     // A data-plane worker of a node with several: it runs until its primary tells it to drain.
     const id = cluster.worker?.id ?? 0;
