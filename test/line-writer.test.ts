@@ -43,8 +43,9 @@ t.test('jsonString: any UTF-16 string comes back from JSON.parse, written in pur
 
 t.test('an access line with the longest fields a client can send stays under PIPE_BUF', async (t) => {
   const huge = '\x01'.repeat(100_000);
-  const record: AccessRecord = { type: 'request', id: huge, client: '2001:db8::1', method: huge, host: huge, path: huge, protocol: 'HTTP/1.1', status: 200, bytesIn: 1e12, bytesOut: 1e12, durationMs: 123456.789, upstreamMs: 1.5, route: 'r'.repeat(63), service: 's'.repeat(63), version: 'v'.repeat(63), region: 'g'.repeat(63), endpoint: 'e'.repeat(255), tries: 3, error: 'upstream-connect-failed' };
-  const line = formatAccessLine(record, new Date(0));
+  // The id: a trusted peer's safe token (at most 128 characters) or a UUID; names: at most 63 characters by schema.
+  const record: AccessRecord = { type: 'request', id: 'i'.repeat(128), client: 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', method: huge, host: huge, path: huge, protocol: 'HTTP/1.1', status: 200, bytesIn: 1e12, bytesOut: 1e12, durationMs: 123456.789, upstreamMs: 1.5, route: 'r'.repeat(63), service: 's'.repeat(63), version: 'v'.repeat(63), region: 'g'.repeat(63), endpoint: `https://${'e'.repeat(253)}:65535`, tries: 3, error: 'upstream-connect-failed' };
+  const line = formatAccessLine(record, new Date(0).toISOString());
   t.ok(line.length <= 4096, `${line.length} bytes`);
   t.ok(line.endsWith('}\n'));
   t.match(JSON.parse(line), { status: 200, durationMs: 123456.789, upstreamMs: 1.5 });

@@ -14,6 +14,9 @@ const INODE_CHECK_MS = 1_000;
 /** Wait before writing again after a non-blocking pipe said it was full. */
 const EAGAIN_RETRY_MS = 5;
 
+/** How long lines wait for others to share their write, unless a chunk is full sooner. */
+const FLUSH_DELAY_MS = 10;
+
 /** Errors after which stdout will never take another line. */
 const BROKEN = new Set(['EPIPE', 'EBADF', 'ECONNRESET']);
 
@@ -101,8 +104,10 @@ export class LineWriter {
     this.#queue.push(line);
     this.#bytes += line.length;
     if (!this.#busy && !this.#scheduled) {
+      // A short wait gathers the lines of many requests into one write (one syscall, one trip to the thread pool).
       this.#scheduled = true;
-      setImmediate(this.#flushNow);
+      if (this.#bytes >= this.#chunkLimit) setImmediate(this.#flushNow);
+      else setTimeout(this.#flushNow, FLUSH_DELAY_MS).unref();
     }
   }
 
