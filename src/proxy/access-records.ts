@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Route, Version } from '../routing/table.js';
+import type { Endpoint, Route, Version } from '../routing/table.js';
 import { protocolOf, type AccessLog } from './access-log.js';
 import type { DownstreamRequest } from './downstream.js';
 import type { ProxyError } from './errors.js';
@@ -107,29 +107,73 @@ export class AccessRecorder {
     });
   }
 
-  /** The line of an upgrade request, when its connection closes (or its answer ends). */
-  upgrade(req: DownstreamRequest, head: RequestHead, requestId: string, fields: { status: number; bytesIn: number; bytesOut: number; startedAt: number; upstreamMs: number | null; route: Route; endpoint: { key: string; version: string; region: { name: string } }; error: ProxyError | null }): void {
-    if (!this.#log.wants(fields.status)) return;
+  /** What an upgrade request's line gathers until its connection closes (or its plain answer ends). */
+  upgradeLine(req: DownstreamRequest, head: RequestHead, requestId: string, route: Route, endpoint: Endpoint, startedAt: number): UpgradeLine {
+    return new UpgradeLine(this, req, head, requestId, route, endpoint, startedAt);
+  }
+
+  /** Writes an upgrade's line (UpgradeLine calls this once). */
+  writeUpgrade(u: UpgradeLine): void {
+    if (!this.#log.wants(u.status)) return;
     this.#log.write({
       type: 'upgrade',
-      id: requestId,
-      client: this.#resolver.clientText(this.#resolver.peerOf(req.socket), head.forwardedFor),
-      method: req.method,
-      host: head.host,
-      path: req.url,
-      protocol: protocolOf(req),
-      status: fields.status,
-      bytesIn: fields.bytesIn,
-      bytesOut: fields.bytesOut,
-      durationMs: performance.now() - fields.startedAt,
-      upstreamMs: fields.upstreamMs,
-      route: fields.route.name,
-      service: fields.route.service.name,
-      version: fields.endpoint.version,
-      region: fields.endpoint.region.name,
-      endpoint: fields.endpoint.key,
+      id: u.requestId,
+      client: this.#resolver.clientText(this.#resolver.peerOf(u.req.socket), u.head.forwardedFor),
+      method: u.req.method,
+      host: u.head.host,
+      path: u.req.url,
+      protocol: protocolOf(u.req),
+      status: u.status,
+      bytesIn: u.bytesIn,
+      bytesOut: u.bytesOut,
+      durationMs: performance.now() - u.startedAt,
+      upstreamMs: u.upstreamMs,
+      route: u.route.name,
+      service: u.route.service.name,
+      version: u.endpoint.version,
+      region: u.endpoint.region.name,
+      endpoint: u.endpoint.key,
       tries: 1,
-      error: fields.error?.code ?? null,
+      error: u.error?.code ?? null,
     });
+  }
+}
+
+/** An upgrade request's access line in the making: made only when the access log is on. */
+export class UpgradeLine {
+  status = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  upstreamMs: number | null = null;
+  error: ProxyError | null = null;
+  #written = false;
+
+  constructor(
+    readonly recorder: AccessRecorder,
+    readonly req: DownstreamRequest,
+    readonly head: RequestHead,
+    readonly requestId: string,
+    readonly route: Route,
+    readonly endpoint: Endpoint,
+    readonly startedAt: number,
+  ) {}
+
+  /** The upstream answered (101, or a plain response relayed instead). */
+  answered(status: number): void {
+    this.status = status;
+    this.upstreamMs = performance.now() - this.startedAt;
+  }
+
+  /** The try failed; its error is what the client was told (when nothing else was). */
+  failed(error: ProxyError): void {
+    this.error = error;
+    if (this.status === 0) this.status = error.status;
+  }
+
+  /** Writes the line, once. */
+  end(): void {
+    if (this.#written) return;
+    this.#written = true;
+    this.recorder.writeUpgrade(this);
   }
 }

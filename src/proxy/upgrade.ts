@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
-import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError, type ProxyError } from './errors.js';
+import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError } from './errors.js';
 import { readRequestHead } from './headers.js';
 import type { Rejection, RequestResolver } from './resolve.js';
 import type { AccessRecorder } from './access-records.js';
@@ -96,10 +96,8 @@ export class UpgradeProxy {
     const host = this.#host;
     let abort: ((err?: Error) => void) | null = null;
     let settled = false;
-    const access = this.#access;
-    /** What the access line says once the connection (or the plain answer) ends. */
-    const line = { status: 0, bytesIn: 0, bytesOut: 0, startedAt, upstreamMs: null as number | null, route: target.route, endpoint, error: null as ProxyError | null };
-    const logged = (): void => access?.upgrade(req, head, requestId, line);
+    // Null when the access log is off: nothing is gathered then.
+    const line = this.#access?.upgradeLine(req, head, requestId, target.route, endpoint, startedAt) ?? null;
     const done = (): void => {
       settled = true;
       endpoint.upstream.outstanding--;
@@ -135,8 +133,7 @@ export class UpgradeProxy {
         client.off('data', hold);
         client.off('end', leave);
         client.write(rawHead(statusCode, 'Switching Protocols', rawHeaders ?? [], true));
-        line.status = statusCode;
-        line.upstreamMs = performance.now() - startedAt;
+        line?.answered(statusCode);
         // Socket counters from here on: what the two ends sent each other through Meridian.
         const inFrom = (upstream as Socket).bytesWritten;
         const outFrom = client.bytesWritten;
@@ -146,10 +143,10 @@ export class UpgradeProxy {
           sockets.add(socket);
           socket.once('close', () => {
             sockets.delete(socket);
-            if (--open === 0 && access !== null) {
+            if (--open === 0 && line !== null) {
               line.bytesIn = (upstream as Socket).bytesWritten - inFrom;
               line.bytesOut = client.bytesWritten - outFrom;
-              logged();
+              line.end();
             }
             host.checkDrained();
           });
@@ -165,18 +162,17 @@ export class UpgradeProxy {
           return false;
         }
         client.write(rawHead(statusCode, statusText, rawHeaders, false));
-        line.status = statusCode;
-        line.upstreamMs = performance.now() - startedAt;
+        line?.answered(statusCode);
         return true;
       },
       onData(chunk) {
-        line.bytesOut += chunk.length;
+        if (line !== null) line.bytesOut += chunk.length;
         return client.write(chunk);
       },
       onComplete() {
         done();
         client.end();
-        logged();
+        line?.end();
       },
       onError: (err) => {
         done();
@@ -184,9 +180,8 @@ export class UpgradeProxy {
         this.#logger.debug({ err: err.message, endpoint: endpoint.key }, 'upgrade failed');
         if (client.writable && client.bytesWritten === 0) sendRawError(client, error, requestId);
         else client.destroy();
-        line.error = error;
-        if (line.status === 0) line.status = error.status;
-        logged();
+        line?.failed(error);
+        line?.end();
       },
     };
     endpoint.upstream.pool.dispatch(
