@@ -98,7 +98,17 @@ t.test('a retried request, a no-route 404, a 502 from a killed upstream, and odd
   const raw = await rawConnect(m.port);
   raw.socket.write(Buffer.from('GET /q"\\?x="1" HTTP/1.1\r\nHost: no"where\\\xc3\x28\xff\t.test\r\nConnection: close\r\n\r\n', 'latin1'));
   await raw.closed();
-  const all = await waitFor(() => (lines().length >= 4 ? lines() : null), 'four lines');
+  // A head node:http's parser refuses: nothing of the request is known but who sent it and what it was told.
+  const malformed = await rawConnect(m.port);
+  malformed.socket.write('GET / HTTP/1.1\r\nHost: web.test\r\nNo colon here\r\n\r\n');
+  await malformed.closed();
+  // An upgrade to an endpoint that refuses: its line comes when the answer ends, with the error.
+  const refused = await rawConnect(m.port);
+  refused.socket.write('GET /ws HTTP/1.1\r\nHost: lone.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  await refused.closed();
+  const all = await waitFor(() => (lines().length >= 6 ? lines() : null), 'six lines');
+  t.match(all[4], { type: 'request', status: 400, error: 'bad-request', id: null, method: null, host: null, path: null, client: '127.0.0.1', tries: 0 }, 'a request the parser refused');
+  t.match(all[5], { type: 'upgrade', status: 502, error: 'upstream-connect-failed', path: '/ws', route: 'lone', endpoint: '127.0.0.1:1', tries: 1, upstreamMs: null }, 'a failed upgrade');
   t.match(all[0], { status: 200, tries: 2, region: 'us-east', endpoint: good.address, error: null }, 'the retry: two tries, the one that answered');
   t.match(all[1], { status: 404, error: 'no-route', route: null, endpoint: null, tries: 0, upstreamMs: null, host: 'nowhere.test', bytesOut: 'No route matches this host and path\n'.length });
   t.match(all[2], { status: 502, error: 'upstream-connect-failed', route: 'lone', service: 'lone', tries: 1, upstreamMs: null, endpoint: '127.0.0.1:1' });

@@ -6,6 +6,7 @@ import t from 'tap';
 import { stringify } from 'yaml';
 import { createLogger } from '../src/observability/logger.js';
 import { routeGrpcLogs } from '../src/store/grpc-log.js';
+import { OutageLog } from '../src/observability/outage-log.js';
 import { Writable } from 'node:stream';
 import { etcdFixture } from './helpers/etcd.js';
 import { waitFor } from './helpers/poll.js';
@@ -61,4 +62,30 @@ t.test("gRPC's own complaints are routed into the log, each once a minute; left 
   const warnings = lines.filter((l) => l.level === 'warn');
   t.equal(warnings.length, 1, 'five of the same complaint: one line');
   t.match(warnings[0], { component: 'grpc', detail: complaint, msg: /^gRPC \(etcd client\): Connection to/ });
+});
+
+t.test('OutageLog: one line when trouble starts, one when it ends, retries counted between', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger(
+    'info',
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  const outage = new OutageLog(logger, 'thing down', 'thing back');
+  t.equal(outage.recovered(), false, 'nothing to recover from');
+  for (let i = 0; i < 4; i++) outage.failed({ err: `attempt ${i}` });
+  t.equal(outage.failing, true);
+  t.equal(outage.recovered({ extra: 1 }), true);
+  t.equal(outage.recovered(), false, 'only once');
+  outage.failed({ err: 'again' });
+  outage.recovered();
+  await waitFor(() => lines.length >= 4, 'four lines');
+  t.match(lines[0], { level: 'warn', err: 'attempt 0', msg: 'thing down' }, 'the first failure, with its error');
+  t.match(lines[1], { level: 'info', retries: 3, extra: 1, msg: /^thing back after 3 retries, \d+\.\ds$/ });
+  t.match(lines[3], { retries: 0, msg: /after 0 retries/ });
+  t.equal(lines.length, 4, 'nothing per retry');
 });

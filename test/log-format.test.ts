@@ -6,6 +6,7 @@ import t from 'tap';
 import { stringify } from 'yaml';
 import { simpleRoutes } from './helpers/meridian.js';
 import { CLI } from './helpers/process.js';
+import { isLogFormat, prettyWanted } from '../src/observability/logger.js';
 
 /** A config for `meridian start` on free loopback ports, with `log` as given. */
 async function config(log: Record<string, unknown> = {}): Promise<string> {
@@ -76,4 +77,13 @@ t.test('log.format and MERIDIAN_LOG_FORMAT choose either way; log.level sets the
   t.notMatch(quiet, /"level":"info"/, 'log.level: warn leaves out info lines');
   const bad = await runUntilStarted(await config(), false, { MERIDIAN_LOG_FORMAT: 'fancy' }).catch((err: Error) => err.message);
   t.match(bad, /MERIDIAN_LOG_FORMAT must be one of auto, json, pretty/, 'an unknown format is refused');
+});
+
+t.test('what auto means', async (t) => {
+  t.equal(prettyWanted('auto', true), true, 'auto on a terminal: pretty');
+  t.equal(prettyWanted('auto', false), false, 'auto on a pipe: JSON');
+  t.equal(prettyWanted('pretty', false), true);
+  t.equal(prettyWanted('json', true), false);
+  t.equal(isLogFormat('pretty'), true);
+  t.equal(isLogFormat('fancy'), false);
 });
