@@ -5,7 +5,7 @@
  * CPU microseconds per request from /proc for each, and per round the ratio to
  * `off`. Prints a table: median (lowest-highest).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,14 +18,41 @@ import { renderTable } from '../lib/table.js';
 import { runWrk } from '../lib/wrk.js';
 import { startUpstream } from '../http/candidates.js';
 
-const args = benchArgs(['seconds', 'connections', 'rounds', 'size', 'workers', 'only']);
+const args = benchArgs(['seconds', 'connections', 'rounds', 'size', 'workers', 'only', 'rate']);
 const seconds = positiveInt('seconds', args.seconds, 5);
 const connections = positiveInt('connections', args.connections, 50);
 const rounds = positiveInt('rounds', args.rounds, 5);
 const size = positiveInt('size', args.size, 1024);
 const workers = positiveInt('workers', args.workers, 1);
-const generator = findProgram('wrk') === null ? 'autocannon' : 'wrk';
-const load = (options: LoadOptions): Promise<LoadResult> => (generator === 'wrk' ? runWrk(options) : runLoad(options));
+/** Requests per second in all, held steady by h2load; absent: as fast as Meridian answers (wrk). */
+const rate = args.rate === undefined ? null : positiveInt('rate', args.rate, 1);
+const generator = rate !== null ? 'h2load' : findProgram('wrk') === null ? 'autocannon' : 'wrk';
+if (rate !== null && findProgram('h2load') === null) {
+  process.stderr.write('--rate needs h2load (nghttp2-client)\n');
+  process.exit(2);
+}
+const load = (options: LoadOptions): Promise<LoadResult> => (rate !== null ? runAtRate(options, rate) : generator === 'wrk' ? runWrk(options) : runLoad(options));
+
+/**
+ * HTTP/1.1 keep-alive load at a fixed rate with h2load (`--rps` per
+ * connection): CPU per request is then compared at the same throughput, not
+ * at saturation, where a costlier mode also serves fewer requests per loop turn.
+ */
+function runAtRate(options: LoadOptions, total: number): Promise<LoadResult> {
+  const perConnection = Math.max(1, Math.round(total / options.connections));
+  const argv = ['--h1', '-c', String(options.connections), '--rps', String(perConnection), '-D', String(options.seconds), `http://127.0.0.1:${options.port}/`];
+  return new Promise((resolve, reject) => {
+    execFile('h2load', argv, { timeout: (options.seconds + 30) * 1000 }, (err, stdout) => {
+      if (err !== null) {
+        reject(new Error(`h2load ${argv.join(' ')}: ${err.message}`));
+        return;
+      }
+      const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(stdout);
+      const requests = Number(done?.[2] ?? 0);
+      resolve({ requests, requestsPerSec: Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? 0), p50Ms: Number.NaN, p99Ms: Number.NaN, errors: Number(done?.[1] ?? 0) - requests });
+    });
+  });
+}
 const meridianCli = new URL('../../dist/cli.js', import.meta.url).pathname;
 
 /** A way to run the access log. */
@@ -119,7 +146,7 @@ async function main(): Promise<void> {
       running.push({ mode, port, process: proc, home, rounds: [], cpuPerRequest: [] });
       await waitForPort(proc, port);
     }
-    log(`upstream: ${upstream.name}, ${size}-byte body; ${generator}, ${connections} connections, ${seconds}s x ${rounds} rounds each; ${workers} worker(s); load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+    log(`upstream: ${upstream.name}, ${size}-byte body; ${generator}${rate === null ? '' : ` at ${rate} req/s`}, ${connections} connections, ${seconds}s x ${rounds} rounds each; ${workers} worker(s); load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
     for (const r of running) await load({ port: r.port, connections, seconds: 2 });
     for (let round = 1; round <= rounds; round++) {
       // Each round starts with a different mode, so no mode always follows the same one.
@@ -162,6 +189,7 @@ async function main(): Promise<void> {
   });
   rmSync(dir, { recursive: true, force: true });
   process.stdout.write(`${renderTable(header, rows)}\n`);
+  process.stdout.write(`Load: ${rate === null ? `${generator}, as fast as each answers (saturated)` : `h2load at ${rate} req/s for every mode`}, ${connections} connections.\n`);
   process.stdout.write(`Figures: median (lowest-highest) over ${rounds} interleaved rounds of ${seconds}s; CPU of every Meridian process per request served, from /proc; the ratio to off is taken round by round. Goal: at most +5 % with the log on.\n`);
   process.stdout.write(`load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')} (2 cores are shared; above ~3 the figures are noise).\n`);
 }

@@ -20,6 +20,12 @@ const FLUSH_DELAY_MS = 10;
 /** Errors after which stdout will never take another line. */
 const BROKEN = new Set(['EPIPE', 'EBADF', 'ECONNRESET']);
 
+/** Whole lines bound for one write. */
+interface Chunk {
+  readonly bytes: Buffer;
+  readonly lines: number;
+}
+
 /** Settings of a line writer. */
 export interface LineWriterOptions {
   /** `stdout`, or the path of a file opened for appending. */
@@ -49,11 +55,15 @@ export class LineWriter {
   #fd: number;
   #ino = 0;
   #dev = 0;
-  #queue: string[] = [];
-  #head = 0;
+  /** Full chunks waiting for their write, oldest first. */
+  #queue: Chunk[] = [];
+  /** The chunk lines are copied into as they come (off the JS heap, so a backlog costs the collector nothing). */
+  #current: Buffer | null = null;
+  #used = 0;
+  #currentLines = 0;
   #bytes = 0;
   /** The rest of a chunk a write took only part of (or that must be tried again), written before the queue. */
-  #carry: { text: string; lines: number } | null = null;
+  #carry: Chunk | null = null;
   #busy = false;
   #scheduled = false;
   /** Why the file is to be opened again (null: it is not). */
@@ -101,14 +111,35 @@ export class LineWriter {
       this.#drop(1);
       return;
     }
-    this.#queue.push(line);
-    this.#bytes += line.length;
+    this.#append(line);
     if (!this.#busy && !this.#scheduled) {
       // A short wait gathers the lines of many requests into one write (one syscall, one trip to the thread pool).
       this.#scheduled = true;
       if (this.#bytes >= this.#chunkLimit) setImmediate(this.#flushNow);
       else setTimeout(this.#flushNow, FLUSH_DELAY_MS).unref();
     }
+  }
+
+  /** Copies a line into the current chunk, starting a new chunk when it does not fit (a longer line gets one of its own). */
+  #append(line: string): void {
+    const length = line.length;
+    if (this.#current !== null && this.#used + length > this.#current.length) this.#seal();
+    if (this.#current === null) {
+      this.#current = Buffer.allocUnsafe(Math.max(this.#chunkLimit, length));
+      this.#used = 0;
+      this.#currentLines = 0;
+    }
+    this.#current.write(line, this.#used, 'latin1');
+    this.#used += length;
+    this.#currentLines++;
+    this.#bytes += length;
+  }
+
+  /** Moves the current chunk to the queue. */
+  #seal(): void {
+    if (this.#current === null || this.#used === 0) return;
+    this.#queue.push({ bytes: this.#current.subarray(0, this.#used), lines: this.#currentLines });
+    this.#current = null;
   }
 
   /** Opens the file again between two writes (logrotate moved it away and signalled); nothing for stdout. */
@@ -129,16 +160,16 @@ export class LineWriter {
     }
     this.#closed = true;
     // Whatever the deadline left behind is counted as dropped, not written later.
-    const left = this.#queue.length - this.#head + (this.#carry?.lines ?? 0);
+    this.#seal();
+    const left = this.#queue.reduce((sum, c) => sum + c.lines, 0) + (this.#carry?.lines ?? 0);
     this.#queue = [];
-    this.#head = 0;
     this.#carry = null;
     if (left > 0) this.#drop(left);
     if (this.#options.target !== 'stdout' && !this.#busy) closeSync(this.#fd);
   }
 
   #pending(): boolean {
-    return this.#carry !== null || this.#head < this.#queue.length;
+    return this.#carry !== null || this.#queue.length > 0 || this.#used > 0;
   }
 
   #flush(): void {
@@ -151,7 +182,8 @@ export class LineWriter {
     let chunk = this.#carry;
     this.#carry = null;
     if (chunk === null) {
-      chunk = this.#nextChunk();
+      if (this.#queue.length === 0) this.#seal();
+      chunk = this.#queue.shift() ?? null;
       if (chunk === null) {
         for (const resolve of this.#idle.splice(0)) resolve();
         return;
@@ -159,30 +191,10 @@ export class LineWriter {
     }
     this.#busy = true;
     const taken = chunk;
-    write(this.#fd, taken.text, null, 'latin1', (err, written) => this.#written(taken, err, written));
+    write(this.#fd, taken.bytes, 0, taken.bytes.length, null, (err, written) => this.#written(taken, err, written));
   }
 
-  /** Whole lines from the queue, up to the chunk limit (a single longer line goes alone). */
-  #nextChunk(): { text: string; lines: number } | null {
-    const queue = this.#queue;
-    if (this.#head >= queue.length) return null;
-    let text = queue[this.#head++] as string;
-    let lines = 1;
-    while (this.#head < queue.length && text.length + (queue[this.#head] as string).length <= this.#chunkLimit) {
-      text += queue[this.#head++] as string;
-      lines++;
-    }
-    if (this.#head === queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > queue.length) {
-      this.#queue = queue.slice(this.#head);
-      this.#head = 0;
-    }
-    return { text, lines };
-  }
-
-  #written(chunk: { text: string; lines: number }, err: NodeJS.ErrnoException | null, written: number): void {
+  #written(chunk: Chunk, err: NodeJS.ErrnoException | null, written: number): void {
     this.#busy = false;
     if (err !== null) {
       if (err.code === 'EAGAIN' && !this.#closed) {
@@ -191,14 +203,14 @@ export class LineWriter {
         setTimeout(this.#flushNow, EAGAIN_RETRY_MS).unref();
         return;
       }
-      this.#bytes -= chunk.text.length;
+      this.#bytes -= chunk.bytes.length;
       this.#drop(chunk.lines);
       this.#dropWarning.note({ err: err.message, target: this.#options.target });
       if (this.#options.target === 'stdout' && err.code !== undefined && BROKEN.has(err.code)) this.#abandon();
-    } else if (written < chunk.text.length) {
+    } else if (written < chunk.bytes.length) {
       // Only a file does this (a full disk): the rest goes next, still appended whole.
       this.#bytes -= written;
-      this.#carry = { text: chunk.text.slice(written), lines: chunk.lines };
+      this.#carry = { bytes: chunk.bytes.subarray(written), lines: chunk.lines };
     } else {
       this.#bytes -= written;
     }
@@ -213,9 +225,9 @@ export class LineWriter {
   /** stdout is gone for good (the reader closed the pipe): what is queued and all later lines are dropped. */
   #abandon(): void {
     this.#broken = true;
-    const left = this.#queue.length - this.#head;
+    this.#seal();
+    const left = this.#queue.reduce((sum, c) => sum + c.lines, 0);
     this.#queue = [];
-    this.#head = 0;
     this.#bytes = 0;
     if (left > 0) this.#drop(left);
   }

@@ -63,9 +63,11 @@ export function isoNow(): string {
   return isoText;
 }
 
-/** Milliseconds with three decimals (microseconds), as a JSON number. */
+/** Milliseconds with three decimals (microseconds), as a JSON number; integers only, as shortest-form doubles cost more to print. */
 function ms(value: number): string {
-  return String(Math.round(value * 1000) / 1000);
+  const us = Math.round(value * 1000);
+  const frac = us % 1000;
+  return `${(us - frac) / 1000}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}`;
 }
 
 /** The protocol field of a request: `HTTP/2`, `HTTP/1.1` or `HTTP/1.0`. */
