@@ -57,7 +57,11 @@ t.test('to a file: every line, in order; moved away (as logrotate does) it is op
   const warnings: Record<string, unknown>[] = [];
   const writer = LineWriter.open({ target: file, maxBufferBytes: 1 << 20, onDrop: () => undefined, logger: collectingLogger(warnings) });
   for (let i = 0; i < 1000; i++) writer.write(`{"n":${i}}\n`);
-  await waitFor(async () => (await readFile(file, 'utf8')).split('\n').length === 1001, 'the first thousand lines');
+  // A line longer than a chunk goes out whole, in a write of its own.
+  const long = `{"long":"${'x'.repeat(100_000)}"}\n`;
+  writer.write(long);
+  writer.write('{"n":1000}\n');
+  await waitFor(async () => (await readFile(file, 'utf8')).split('\n').length === 1003, 'the first thousand lines and two more');
   await rename(file, `${file}.1`);
   writer.reopen();
   writer.write('{"after":"reopen"}\n');
@@ -74,7 +78,8 @@ t.test('to a file: every line, in order; moved away (as logrotate does) it is op
   writer.write('{"after":"delete"}\n');
   await writer.close(1000);
   const first = (await readFile(`${file}.1`, 'utf8')).split('\n').filter((l) => l !== '');
-  t.same(first.map((l) => (JSON.parse(l) as { n: number }).n), [...Array(1000).keys()], 'the first file holds every line once, in order');
+  t.same(first.map((l) => (JSON.parse(l) as { n?: number }).n ?? 'long'), [...Array(1000).keys(), 'long', 1000], 'the first file holds every line once, in order');
+  t.equal(first[1000]?.length, long.length - 1, 'the long line whole');
   const all = (await readFile(`${file}.2`, 'utf8')) + (await readFile(file, 'utf8'));
   t.match(all, /after.*reopen/);
   t.match(all, /before.*check/);
