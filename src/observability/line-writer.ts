@@ -24,7 +24,12 @@ const BROKEN = new Set(['EPIPE', 'EBADF', 'ECONNRESET']);
 interface Chunk {
   readonly bytes: Buffer;
   readonly lines: number;
+  /** The buffer `bytes` lies in, reused once written. */
+  readonly base: Buffer;
 }
+
+/** Chunk buffers kept for reuse: allocating a fresh one per write would grow external memory and bring on full collections. */
+const SPARE_CHUNKS = 4;
 
 /** Settings of a line writer. */
 export interface LineWriterOptions {
@@ -59,6 +64,7 @@ export class LineWriter {
   #queue: Chunk[] = [];
   /** The chunk lines are copied into as they come (off the JS heap, so a backlog costs the collector nothing). */
   #current: Buffer | null = null;
+  readonly #spare: Buffer[] = [];
   #used = 0;
   #currentLines = 0;
   #bytes = 0;
@@ -125,7 +131,7 @@ export class LineWriter {
     const length = line.length;
     if (this.#current !== null && this.#used + length > this.#current.length) this.#seal();
     if (this.#current === null) {
-      this.#current = Buffer.allocUnsafe(Math.max(this.#chunkLimit, length));
+      this.#current = (length <= this.#chunkLimit ? this.#spare.pop() : undefined) ?? Buffer.allocUnsafe(Math.max(this.#chunkLimit, length));
       this.#used = 0;
       this.#currentLines = 0;
     }
@@ -138,7 +144,7 @@ export class LineWriter {
   /** Moves the current chunk to the queue. */
   #seal(): void {
     if (this.#current === null || this.#used === 0) return;
-    this.#queue.push({ bytes: this.#current.subarray(0, this.#used), lines: this.#currentLines });
+    this.#queue.push({ bytes: this.#current.subarray(0, this.#used), lines: this.#currentLines, base: this.#current });
     this.#current = null;
   }
 
@@ -204,15 +210,17 @@ export class LineWriter {
         return;
       }
       this.#bytes -= chunk.bytes.length;
+      this.#release(chunk);
       this.#drop(chunk.lines);
       this.#dropWarning.note({ err: err.message, target: this.#options.target });
       if (this.#options.target === 'stdout' && err.code !== undefined && BROKEN.has(err.code)) this.#abandon();
     } else if (written < chunk.bytes.length) {
       // Only a file does this (a full disk): the rest goes next, still appended whole.
       this.#bytes -= written;
-      this.#carry = { bytes: chunk.bytes.subarray(written), lines: chunk.lines };
+      this.#carry = { bytes: chunk.bytes.subarray(written), lines: chunk.lines, base: chunk.base };
     } else {
       this.#bytes -= written;
+      this.#release(chunk);
     }
     if (this.#closed && !this.#pending()) {
       if (this.#options.target !== 'stdout') closeSync(this.#fd);
@@ -220,6 +228,11 @@ export class LineWriter {
       return;
     }
     this.#flush();
+  }
+
+  /** Keeps a written chunk's buffer for the next lines (chunk-sized ones, a few at most). */
+  #release(chunk: Chunk): void {
+    if (chunk.base.length === this.#chunkLimit && this.#spare.length < SPARE_CHUNKS) this.#spare.push(chunk.base);
   }
 
   /** stdout is gone for good (the reader closed the pipe): what is queued and all later lines are dropped. */
