@@ -20,6 +20,7 @@ import { acmePart, acmeRenewer, localChallengeSink } from './acme/part.js';
 import type { AcmeRenewer } from './acme/renewer.js';
 import { AcmeChallenges } from './proxy/acme-challenges.js';
 import { makePlaceholderPem, type PemPair } from './proxy/placeholder-certificate.js';
+import { accessLogPart } from './proxy/access-part.js';
 
 /** Options of a Meridian instance besides its static configuration. */
 export interface StartOptions {
@@ -40,6 +41,8 @@ export interface Meridian {
   readonly applier: TableApplier;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Opens the access log file again (SIGUSR1, after logrotate moved it). */
+  reopenLogs(): void;
   /** Graceful stop: readyz 503, the proxy serves on for proxy.shutdownDelay, in-flight requests finish (bounded by proxy.shutdownTimeout), listeners close. */
   close(): Promise<void>;
 }
@@ -48,6 +51,8 @@ export interface Meridian {
 export async function startMeridian(config: StaticConfig, options: StartOptions = {}): Promise<Meridian> {
   const logger = options.logger ?? createLogger();
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
+  // Opened first: an unwritable log.access stops the node before anything else starts.
+  const access = accessLogPart(config, metrics, logger);
   const upstreams = new UpstreamRegistry({ maxConnections: config.proxy.maxUpstreamConnections, logger });
   const locator = new Locator(config.geo.networks, config.node);
   const origin = sourceOrigin(config);
@@ -62,7 +67,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const challenges = config.proxy.tls?.acme === undefined ? null : new AcmeChallenges();
   const placeholder: PemPair | null = config.proxy.tls?.certificates.length === 0 ? await makePlaceholderPem() : null;
   const proxyConfig = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
-  const proxy = new ProxyServer(proxyConfig);
+  const proxy = new ProxyServer({ ...proxyConfig, accessLog: access.log });
   const certificates = proxyConfig.tls?.certificates;
   acme =
     challenges === null || certificates === undefined
@@ -82,6 +87,8 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   // (readyz 503) still run; the applier and the parser go last.
   const lifecycle = new Lifecycle(logger);
   await lifecycle.start([
+    // Stopped last: lines of requests that finish while the proxy drains are written too.
+    access,
     geo,
     { name: 'routing parser', start: () => undefined, stop: () => parser.close() },
     { name: 'table applier', start: () => undefined, stop: () => applier.flush() },
@@ -126,5 +133,5 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     closing ??= lifecycle.stop().then(() => logger.info('meridian stopped'));
     return closing;
   };
-  return { config, proxyAddress, adminAddress, dnsAddress, tlsAddress, applier, metrics, logger, close };
+  return { config, proxyAddress, adminAddress, dnsAddress, tlsAddress, applier, metrics, logger, reopenLogs: () => access.reopen(), close };
 }

@@ -189,8 +189,10 @@ t.test('etcd: the table is stale while etcd is unreachable, and trouble is logge
   const { etcd, client, up } = await etcdFixture(t, 'eu');
   await seed(client, up);
   const warnings: string[] = [];
+  const infos: string[] = [];
   const m = await meridianOnEtcd(t, etcd, PREFIX, (line) => {
-    if (Number(line.level) >= 40 && !String(line.msg).startsWith('endpoint')) warnings.push(String(line.msg));
+    if (['warn', 'error', 'fatal'].includes(String(line.level)) && !String(line.msg).startsWith('endpoint')) warnings.push(String(line.msg));
+    if (line.level === 'info') infos.push(String(line.msg));
   });
   t.equal((await state(m)).stale, false);
   await etcd.kill();
@@ -203,10 +205,13 @@ t.test('etcd: the table is stale while etcd is unreachable, and trouble is logge
   up.healthStatus = 503; // health flips make the node try to publish its fleet view while etcd is away
   await new Promise((resolve) => setTimeout(resolve, 5_000)); // several retry periods of the store and the fleet publisher
   t.ok(warnings.length <= 3, `etcd trouble logged once per state change, not per retry: ${JSON.stringify(warnings)}`);
-  t.equal(warnings.filter((w) => w === 'etcd disconnected').length, 1);
+  t.equal(warnings.filter((w) => w.startsWith('etcd unreachable')).length, 1, 'one line when etcd went away');
   up.healthStatus = 200;
   await etcd.restart();
   await waitFor(async () => !(await state(m)).stale, 'fresh again once etcd is back', 30_000);
+  const back = await waitFor(() => infos.filter((w) => w.startsWith('etcd reachable again after')), 'the line saying etcd is back');
+  t.equal(back.length, 1, `one line when it came back: ${back.join('; ')}`);
+  t.equal(warnings.filter((w) => w.startsWith('etcd unreachable')).length, 1, 'and no second down line');
 });
 
 t.test('CLI: edits a router would refuse are refused, writing nothing', async (t) => {

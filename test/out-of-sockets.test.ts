@@ -71,7 +71,7 @@ t.test('out of file descriptors: 503 node-out-of-sockets, the endpoint is not bl
 
   const warnings = proc.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('out of file descriptors'));
   t.equal(warnings.length, 1, 'one warning line for the burst, not one per request');
-  t.equal(warnings[0]?.level, 40);
+  t.equal(warnings[0]?.level, 'warn');
 
   const after = await waitFor(async () => {
     const res = await send(proc.proxyPort);

@@ -47,6 +47,8 @@ t.test('the quick start: bundled config with demo regions answers at once', asyn
   const answer = await dig(state.dns.listen.port, ['www.example.com', '+subnet=10.2.0.0/24']);
   t.same(answer.answers.map((a) => a.data), ['203.0.113.20'], 'the tour: GeoDNS answers us-east for 10.2.0.0/24');
   t.same(Object.keys(state.services).sort(), ['api', 'web']);
+  const access = proc.logs.filter((l) => l.type === 'request');
+  t.same(access.map((l) => [l.status, l.region, l.service]), [[200, 'eu-west', 'web'], [200, 'ap-south', 'web'], [200, 'us-east', 'api']], 'the demo writes its access log to stdout, a JSON line per request');
   t.equal(await proc.stop('SIGINT'), 0, 'Ctrl-C stops it cleanly');
 });
 

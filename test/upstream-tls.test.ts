@@ -128,7 +128,7 @@ t.test('verification failures are 502 upstream-tls-failed, the reason is logged 
       expectTlsFailure(t, await send(m.port, { path: '/x', method: 'POST', body: 'payload' }));
       t.equal(server.requests, served, 'nothing reached the upstream');
       const line = await waitFor(() => logs.find((l) => l.msg === 'upstream TLS handshake failed: its requests fail with 502 upstream-tls-failed (or go to another endpoint)'), 'the warn line');
-      t.match(line, { level: 40, endpoint: key, reason: c.reason });
+      t.match(line, { level: 'warn', endpoint: key, reason: c.reason });
       await waitFor(() => health(m, key).state === 'unhealthy', 'the active check to fail');
       t.equal(health(m, key).reason, 'tls-failed');
       const checkLine = await waitFor(() => logs.find((l) => l.msg === 'health check: upstream TLS handshake failed'), 'the check warn line');
@@ -150,7 +150,7 @@ t.test('verify: false accepts any certificate, warned once per table', async (t)
   t.equal(res.text, 'tls /any');
   const warned = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('upstream TLS without verification'));
   t.equal(warned.length, 1);
-  t.match(warned[0], { level: 40, endpoints: [key], count: 1 });
+  t.match(warned[0], { level: 'warn', endpoints: [key], count: 1 });
   await waitFor(() => health(m, key).state === 'healthy', 'checks to pass without verification');
 });
 
@@ -256,7 +256,7 @@ t.test('with workers: the CA travels to the workers, the primary checks over TLS
   for (let i = 0; i < 4; i++) t.equal((await send(proc.proxyPort, { headers: { host: 'good.test' }, path: `/w${i}` })).text, `tls /w${i}`, 'workers verify with the CA they were handed');
   expectTlsFailure(t, await send(proc.proxyPort, { headers: { host: 'bad.test' } }));
   const line = await waitFor(() => proc.logs.find((l) => l.endpoint === bad && l.msg === 'upstream TLS handshake failed: its requests fail with 502 upstream-tls-failed (or go to another endpoint)'), "a worker's warn line");
-  t.match(line, { level: 40, reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+  t.match(line, { level: 'warn', reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
   const endpointState = async (service: string): Promise<Record<string, unknown> | undefined> => {
     const state = JSON.parse((await send(proc.adminPort, { path: '/api/v1/state' })).text) as { services: Record<string, { versions: { stable: { regions: Record<string, { endpoints: Record<string, unknown>[] }> } } }> };
     return state.services[service]?.versions.stable.regions['eu-west']?.endpoints[0];

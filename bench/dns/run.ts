@@ -69,12 +69,9 @@ function runLoad(dnsperf: string | null, spec: LoadSpec, port: number, queryFile
   return spec.tool === 'dnsperf' && dnsperf !== null ? runDnsperf(dnsperf, options) : runLoadgen(options);
 }
 
-/** Meridian's pino lines at warn (40) or above, of the output kept. */
+/** Meridian's log lines at warn or above, of the output kept. */
 function warnLines(output: string): string[] {
-  return output.split('\n').filter((line) => {
-    const m = /^\{"level":(\d+)/.exec(line);
-    return m !== null && Number(m[1]) >= 40;
-  });
+  return output.split('\n').filter((line) => /^\{"level":"(warn|error|fatal)"/.test(line));
 }
 
 /** The pids of a candidate's processes, sorted. */

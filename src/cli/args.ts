@@ -39,5 +39,6 @@ export const START_FLAGS = {
   'node-name': { type: 'string' },
   region: { type: 'string' },
   'log-level': { type: 'string' },
+  'access-log': { type: 'string' },
   workers: { type: 'string' },
 } as const;

@@ -50,10 +50,13 @@ Options:
       --node-name NAME     this node's name                     (node.name)
       --region NAME        region this node sits in             (node.region)
       --workers N|auto     data-plane worker processes          (proxy.workers)
-      --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (default info)
+      --access-log WHERE   off|stdout|PATH: a JSON line per request (log.access; default off)
+      --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (log.level; default info)
   -h, --help               show this help
 
 SIGTERM or SIGINT stops gracefully: readyz turns 503, requests in flight finish.
+SIGUSR1 opens the access log file again (after logrotate moved it).
+MERIDIAN_LOG_FORMAT=auto|json|pretty overrides log.format (auto: pretty on a terminal).
 `,
   demo: `Usage: meridian demo [--config FILE] [options]
 
@@ -61,6 +64,7 @@ Like "meridian start", and also starts a small HTTP server for every loopback
 endpoint of the routing table, answering with its region and version, so the
 router can be tried without any real upstream. A certificate of proxy.tls whose
 files are both missing is made self-signed for localhost, so HTTPS works at once.
+The access log goes to stdout unless log.access or --access-log says otherwise.
 Takes the options of "start", and:
       --regions FILE       the routing table file whose loopback endpoints get demo
                            servers (default: the routes file in use). With --etcd

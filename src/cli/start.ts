@@ -5,9 +5,10 @@ import { loadStaticConfig } from '../config/static-load.js';
 import { makeDemoCertificates } from '../demo/certificate.js';
 import { startDemoRegions } from '../demo/regions.js';
 import { startMeridian } from '../main.js';
-import { createLogger, LOG_LEVELS } from '../observability/logger.js';
+import { createLogger, isLogFormat, LOG_FORMATS, LOG_LEVELS, prettyWanted } from '../observability/logger.js';
 import { parseFlags, START_FLAGS, UsageError } from './args.js';
 import { USAGE } from './help.js';
+import { routeGrpcLogs } from '../store/grpc-log.js';
 
 /** `meridian start` and `meridian demo`: run until SIGTERM/SIGINT, then stop gracefully and exit 0. */
 export async function startCommand(argv: readonly string[], demo: boolean): Promise<number> {
@@ -17,8 +18,13 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     return 0;
   }
   if (!demo && values.regions !== undefined) throw new UsageError('--regions is an option of "meridian demo"');
-  const level = values['log-level'] ?? process.env.MERIDIAN_LOG_LEVEL ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const flagLevel = values['log-level'] ?? process.env.MERIDIAN_LOG_LEVEL;
+  if (flagLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(flagLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const envFormat = process.env.MERIDIAN_LOG_FORMAT;
+  if (envFormat !== undefined && envFormat !== '' && !isLogFormat(envFormat)) throw new UsageError(`MERIDIAN_LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}`);
+  // Installed first: Node would otherwise answer SIGUSR1 by opening its inspector.
+  let reopenLogs = (): void => undefined;
+  process.on('SIGUSR1', () => reopenLogs());
   const config = await loadStaticConfig(values.config, {
     listen: values.listen,
     admin: values.admin,
@@ -30,8 +36,12 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     nodeName: values['node-name'],
     region: values.region,
     workers: values.workers,
+    accessLog: values['access-log'],
+    accessLogDefault: demo ? 'stdout' : undefined,
   });
-  const logger = createLogger(level);
+  const format = envFormat !== undefined && isLogFormat(envFormat) ? envFormat : config.log.format;
+  const logger = createLogger(flagLevel ?? config.log.level ?? 'info', undefined, prettyWanted(format));
+  routeGrpcLogs(logger);
   if (cluster.isWorker) {
     // A data-plane worker of a node with several: it runs until its primary tells it to drain.
     const id = cluster.worker?.id ?? 0;
@@ -50,6 +60,8 @@ export async function startCommand(argv: readonly string[], demo: boolean): Prom
     await regions?.close();
     throw err;
   }
+  const running = meridian;
+  reopenLogs = () => running.reopenLogs();
   await new Promise<void>((resolve) => {
     let signals = 0;
     const stop = (signal: NodeJS.Signals): void => {

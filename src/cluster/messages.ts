@@ -72,8 +72,13 @@ export interface AcmeMessage {
   readonly change: AcmeChange;
 }
 
+/** Open the access log file again: the primary got SIGUSR1 (logrotate moved the file). */
+export interface ReopenLogsMessage {
+  readonly type: 'reopen-logs';
+}
+
 /** Everything the primary sends a worker. */
-export type ToWorker = TableMessage | HealthMessage | ListenMessage | TicketKeysMessage | DrainMessage | MetricsRequest | AcmeMessage;
+export type ToWorker = TableMessage | HealthMessage | ListenMessage | TicketKeysMessage | DrainMessage | MetricsRequest | AcmeMessage | ReopenLogsMessage;
 
 /** A worker is up and waits for its table and where to listen. */
 export interface ReadyMessage {

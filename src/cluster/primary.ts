@@ -26,6 +26,7 @@ import { acmePart, acmeRenewer } from '../acme/part.js';
 import type { AcmeRenewer } from '../acme/renewer.js';
 import { makePlaceholderPem } from '../proxy/placeholder-certificate.js';
 import { AcmeRelay } from './acme-relay.js';
+import { checkAccessLog } from '../proxy/access-part.js';
 
 /** How many data-plane workers a configuration asks for. */
 export function workerCount(config: StaticConfig): number {
@@ -54,6 +55,8 @@ function endpointOf(table: RoutingTable | null, message: PassiveMessage) {
  */
 export async function startPrimary(config: StaticConfig, logger: Logger, sharing: 'shared' | 'reuseport'): Promise<Meridian> {
   const metrics = new Metrics({ defaultMetrics: true });
+  // Each worker opens log.access itself; a path none of them could open stops the node here, before any is forked.
+  await checkAccessLog(config, metrics, logger);
   const locator = new Locator(config.geo.networks, config.node);
   const origin = sourceOrigin(config);
   const health = new HealthRegistry({ activeChecks: true, logger, metrics });
@@ -187,5 +190,6 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     closing ??= lifecycle.stop().then(() => logger.info('meridian stopped'));
     return closing;
   };
-  return { config, proxyAddress, adminAddress, dnsAddress, tlsAddress, applier, metrics, logger, close };
+  const reopenLogs = (): void => workers.broadcast({ type: 'reopen-logs' } satisfies ToWorker);
+  return { config, proxyAddress, adminAddress, dnsAddress, tlsAddress, applier, metrics, logger, reopenLogs, close };
 }

@@ -22,6 +22,7 @@ import { proxyOptions } from '../proxy/options.js';
 import { AcmeChallenges } from '../proxy/acme-challenges.js';
 import { CertificateError, certificateFromPem } from '../proxy/certificates.js';
 import { makePlaceholderPem } from '../proxy/placeholder-certificate.js';
+import { accessLogPart } from '../proxy/access-part.js';
 
 /** The worker's end of the IPC channel. */
 function send(message: ToPrimary): void {
@@ -53,6 +54,9 @@ const REMOTE_PASSIVE: PassiveSink = {
  */
 export async function runWorker(config: StaticConfig, logger: Logger, sharing: PortSharing, worker: number, processes: number): Promise<void> {
   const metrics = new Metrics({ defaultMetrics: true });
+  const access = accessLogPart(config, metrics, logger);
+  // A worker gets the signal too when it is sent to the process group; without a listener Node would open its inspector.
+  process.on('SIGUSR1', () => access.reopen());
   const locator = new Locator(config.geo.networks, config.node);
   const upstreams = new UpstreamRegistry({ maxConnections: share(config.proxy.maxUpstreamConnections, processes), logger });
   const health = new HealthRegistry({ activeChecks: false, mirror: true, logger, metrics });
@@ -62,7 +66,7 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
   const challenges = tls?.acme === undefined ? null : new AcmeChallenges();
   const placeholder = tls?.certificates.length === 0 ? await makePlaceholderPem() : null;
   const options = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
-  const proxy = new ProxyServer({ ...options, sharing, worker, passive: REMOTE_PASSIVE });
+  const proxy = new ProxyServer({ ...options, sharing, worker, passive: REMOTE_PASSIVE, accessLog: access.log });
   /** Applies what the primary's ACME orders say: a challenge to answer, or a certificate to serve. */
   const acme = (change: AcmeChange): void => {
     if (change.kind === 'http') challenges?.setHttp(change.token, change.keyAuthorization);
@@ -83,6 +87,7 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
     if (message.ticketKeys !== null) proxy.setTicketKeys(Buffer.from(message.ticketKeys));
     const dns = config.dns === undefined ? null : new DnsServer({ ...config.dns, listen: { host: config.dns.listen.host, port: message.dnsPort ?? 0 } }, { tables: applier, health, locator, metrics, logger, sharing });
     await lifecycle.start([
+      access,
       geoDatabasePart(config.geo.mmdb, locator, logger),
       { name: 'table applier', start: () => undefined, stop: () => applier.flush() },
       { name: 'upstream pools', start: () => undefined, stop: () => upstreams.closeAll(true) },
@@ -124,6 +129,9 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
       case 'ticket-keys':
         proxy.setTicketKeys(Buffer.from(message.keys));
         return;
+      case 'reopen-logs':
+        access.reopen();
+        return;
       case 'metrics':
         send({ type: 'metrics', id: message.id, metrics: await metrics.registry.getMetricsAsJSON() });
         return;
@@ -142,7 +150,7 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
   process.on('message', (message: unknown) => {
     if (!isProtocolMessage<ToWorker>(message)) return;
     // Metrics and ACME challenges are answered at once: they must not wait behind a large table.
-    if (message.type === 'metrics' || message.type === 'acme') {
+    if (message.type === 'metrics' || message.type === 'acme' || message.type === 'reopen-logs') {
       void handle(message);
       return;
     }

@@ -15,6 +15,9 @@ export interface StaticFlags {
   nodeName?: string | undefined;
   workers?: string | undefined;
   region?: string | undefined;
+  accessLog?: string | undefined;
+  /** Where the access log goes when neither the file nor `--access-log` says (`meridian demo`: stdout). */
+  accessLogDefault?: string | undefined;
   /** `MERIDIAN_ADMIN_TOKEN`: the admin token from the environment, so secrets stay out of configuration files. */
   adminToken?: string | undefined;
 }
@@ -33,6 +36,10 @@ export function environmentFlags(env: NodeJS.ProcessEnv = process.env): StaticFl
 }
 
 type RawObject = Record<string, unknown>;
+
+function isMapping(value: unknown): value is RawObject {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
 
 function section(doc: RawObject, key: string): RawObject {
   const current = doc[key];
@@ -55,6 +62,7 @@ const FLAG_PATHS: ReadonlyArray<[keyof StaticFlags, string, string]> = [
   ['workers', '--workers', 'proxy.workers'],
   ['region', '--region', 'node.region'],
   ['adminToken', ADMIN_TOKEN_ENV, 'admin.token'],
+  ['accessLog', '--access-log', 'log.access'],
 ];
 
 function applyFlags(doc: RawObject, flags: StaticFlags): ConfigIssue[] {
@@ -65,6 +73,8 @@ function applyFlags(doc: RawObject, flags: StaticFlags): ConfigIssue[] {
   if (flags.nodeName !== undefined) section(doc, 'node').name = flags.nodeName;
   if (flags.workers !== undefined) section(doc, 'proxy').workers = /^\d+$/.test(flags.workers) ? Number(flags.workers) : flags.workers;
   if (flags.region !== undefined) section(doc, 'node').region = flags.region;
+  if (flags.accessLog !== undefined) section(doc, 'log').access = flags.accessLog;
+  else if (flags.accessLogDefault !== undefined && (doc.log === undefined || (isMapping(doc.log) && doc.log.access === undefined))) section(doc, 'log').access = flags.accessLogDefault;
   if (flags.routes !== undefined && flags.etcd !== undefined) {
     issues.push({ path: '--routes', message: 'cannot be combined with --etcd' });
   }

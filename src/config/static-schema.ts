@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { formatHostPort, isLoopbackHost } from '../net/address.js';
+import { LOG_FORMATS, LOG_LEVELS } from '../observability/logger.js';
 import { cidr, durationMs, ipLiteral, listenAddress, location, objectName, positiveDurationMs, upstreamAddress } from './primitives.js';
 
 /** Whether node:net and node:dgram can bind with SO_REUSEPORT here. */
@@ -236,6 +237,22 @@ const geoSchema = z.strictObject({
   networks: z.array(networkSchema).default([]),
 });
 
+/** Logs: the process log's level and format, and the access log. */
+const logSchema = z.strictObject({
+  /** A line per request: `off`, `stdout`, or the path of a file to append to (opened again on SIGUSR1 and when moved). */
+  access: z
+    .string()
+    .min(1, 'expected off, stdout or the path of a file')
+    .refine((v) => v.trim() === v, 'must not start or end with white space')
+    .optional(),
+  /** Fraction (0, 1] of 1xx-3xx access lines written; 4xx and 5xx lines are always written. */
+  successSample: z.number().gt(0, 'must be above 0 (errors are always written; to write nothing set log.access: off)').max(1).default(1),
+  /** The process log's level (`--log-level` and MERIDIAN_LOG_LEVEL win). */
+  level: z.enum(LOG_LEVELS).optional(),
+  /** The process log's format: `pretty` (coloured) when stdout is a terminal and JSON otherwise, or either always (MERIDIAN_LOG_FORMAT wins). */
+  format: z.enum(LOG_FORMATS).default('auto'),
+});
+
 /** The static configuration file (`meridian start --config FILE`). */
 export const staticConfigSchema = z
   .strictObject({
@@ -245,12 +262,17 @@ export const staticConfigSchema = z
     dns: dnsSchema.optional(),
     store: storeSchema.prefault({}),
     geo: geoSchema.prefault({}),
+    log: logSchema.prefault({}),
   })
   .refine((config) => config.store.etcd === undefined || config.proxy.tls?.acme === undefined || config.proxy.tls.acme.encryptionKey !== undefined, {
     message: 'required with store.etcd: the fleet keeps private keys in etcd, encrypted with this key',
     path: ['proxy', 'tls', 'acme', 'encryptionKey'],
   })
-  .transform((config) => ({ ...config, store: { ...config.store, snapshot: config.store.snapshot ?? `.meridian/${config.node.name}/last-good.json` } }));
+  .transform((config) => ({
+    ...config,
+    store: { ...config.store, snapshot: config.store.snapshot ?? `.meridian/${config.node.name}/last-good.json` },
+    log: { ...config.log, access: config.log.access ?? 'off' },
+  }));
 
 /** Static configuration after validation and defaults; durations in milliseconds. */
 export type StaticConfig = z.output<typeof staticConfigSchema>;

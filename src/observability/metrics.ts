@@ -85,6 +85,7 @@ export class Metrics {
   readonly requestTrailersDropped: Counter;
   /** meridian_endpoint_up, meridian_endpoint_drained and meridian_version_weight, read from the table in force. */
   readonly table: TableGauges;
+  readonly accessLogDropped: Counter;
   readonly healthChecks: Counter<'result'>;
   readonly ejections: Counter<'reason'>;
   readonly retries: Counter<'service' | 'reason'>;
@@ -128,6 +129,7 @@ export class Metrics {
     this.configObjectsRejected = new Gauge({ name: 'meridian_config_errors', help: 'Routing-table problems currently reported in the admin state.', registers, aggregator: 'max' });
     this.openConnections = new Gauge({ name: 'meridian_open_connections', help: 'Client connections open on the proxy listener.', registers });
     this.requestTrailersDropped = new Counter({ name: 'meridian_request_trailers_dropped_total', help: 'Proxied requests whose client sent trailers, which are not relayed upstream (the upstream client library cannot send request trailers).', registers });
+    this.accessLogDropped = new Counter({ name: 'meridian_access_log_dropped_total', help: 'Access log lines not written: the writer fell behind (buffer full), or the file or stdout refused them.', registers });
     this.h2SessionsClosed = new Counter({ name: 'meridian_http2_connections_closed_total', help: 'HTTP/2 client connections Meridian closed for abuse, by reason (rapid-reset, protocol-error: floods, invalid frames, oversized headers).', labelNames: ['reason'], registers });
     this.connectionsRefused = new Counter({ name: 'meridian_connections_refused_total', help: 'Client connections closed on arrival because proxy.maxConnections were open.', registers });
     this.table = new TableGauges(this.registry);

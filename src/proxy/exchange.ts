@@ -38,6 +38,10 @@ export interface ExchangePlan {
   readonly method: string;
   readonly headers: string[];
   readonly requestId: string;
+  /** The request's authority as routing saw it (for the access log). */
+  readonly host: string | undefined;
+  /** The client's X-Forwarded-For as it came (the access log's client address when the peer is trusted). */
+  readonly forwardedFor: string | undefined;
   /** A Set-Cookie value assigned by the sticky split, or null. */
   readonly setCookie: string | null;
   readonly startedAt: number;
@@ -108,6 +112,10 @@ export class Exchange implements AttemptOwner {
   #earlyHints = 0;
   /** The response went out as one HEADERS frame that ended the stream (gRPC Trailers-Only): nothing more is written. */
   #trailersOnly = false;
+  /** Response body bytes relayed to the client. */
+  #bytesOut = 0;
+  /** Until the final try's response head arrived; -1 while none has. */
+  #upstreamMs = -1;
 
   constructor(host: ExchangeHost, req: DownstreamRequest, res: DownstreamResponse, plan: ExchangePlan) {
     this.#host = host;
@@ -137,6 +145,26 @@ export class Exchange implements AttemptOwner {
     return this.plan.startedAt;
   }
 
+  /** Tries sent so far. */
+  get tries(): number {
+    return this.#tried?.length ?? 0;
+  }
+
+  /** Request body bytes read from the client. */
+  get bytesIn(): number {
+    return this.#body?.bytes ?? 0;
+  }
+
+  /** Response body bytes relayed from the upstream. */
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+
+  /** Milliseconds until the final try's response head arrived; null when no try got one. */
+  get upstreamMs(): number | null {
+    return this.#upstreamMs < 0 ? null : this.#upstreamMs;
+  }
+
   /** Sends the first try, with the request body read as far as replay needs. */
   start(body: RequestBody | null): void {
     if (this.#done) return;
@@ -153,6 +181,7 @@ export class Exchange implements AttemptOwner {
     const service = this.plan.route.service;
     const now = performance.now();
     this.#endpoint = endpoint;
+    this.#upstreamMs = -1;
     (this.#tried ??= []).push(endpoint);
     const elapsed = now - this.plan.startedAt;
     const remaining = service.requestTimeoutMs === 0 ? Number.POSITIVE_INFINITY : Math.max(1, service.requestTimeoutMs - elapsed);
@@ -186,7 +215,8 @@ export class Exchange implements AttemptOwner {
     }
     attempt.headReceived();
     const ep = attempt.endpoint;
-    ep.upstream.recordLatency(performance.now() - attempt.sentAt);
+    this.#upstreamMs = performance.now() - attempt.sentAt;
+    ep.upstream.recordLatency(this.#upstreamMs);
     if (statusCode >= 500) this.#host.passive.failure(ep, 'status-5xx');
     else if (ep.health.consecutive5xx !== 0) this.#host.passive.success(ep);
     if (retryableStatus(statusCode) && this.#planRetry(false, `status-${statusCode}`)) {
@@ -219,6 +249,7 @@ export class Exchange implements AttemptOwner {
 
   attemptData(attempt: Attempt, chunk: Buffer): boolean {
     if (attempt === this.#discarding || this.#trailersOnly) return true;
+    this.#bytesOut += chunk.length;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.#resume as () => void);
     return false;

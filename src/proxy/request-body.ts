@@ -71,6 +71,11 @@ export class RequestBody {
     return body;
   }
 
+  /** Body bytes read from the client so far. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /** Whether the client broke off while the body was being read. */
   get failed(): boolean {
     return this.#failed !== null;
@@ -96,6 +101,7 @@ export class RequestBody {
     this.#chunks.length = 0;
     const req = this.#req;
     req.on('data', (chunk: Buffer) => {
+      this.#bytes += chunk.length;
       if (this.#attached !== null && !this.#attached.push(chunk)) req.pause();
     });
     req.once('end', () => this.#attached?.push(null));

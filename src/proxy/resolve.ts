@@ -59,6 +59,9 @@ export interface Target {
 export interface Rejection {
   readonly error: ProxyError;
   readonly series: RequestSeries;
+  /** The route and version matched before nothing could take the request (for the access log). */
+  readonly route?: Route;
+  readonly version?: Version;
 }
 
 /**
@@ -94,6 +97,11 @@ export class RequestResolver {
   /** The request's id: a trusted peer's when it is a safe token, else a fresh UUID. */
   requestIdFor(head: RequestHead, peer: Peer): string {
     return keepsRequestId(head.requestId, peer.trusted) ? head.requestId : randomUUID();
+  }
+
+  /** The client's address after the trusted-proxy rule, as text (computed only for the access log). */
+  clientText(peer: Peer, forwardedFor: string | undefined): string {
+    return peer.trusted ? clientAddress(peer.address, true, forwardedFor, this.#options.trustedProxies).text : peer.address.text;
   }
 
   /** Adds the forwarding headers and the request id to a request's outgoing header list. */
@@ -148,7 +156,7 @@ export class RequestResolver {
     const endpoint = selectEndpoint(version, origin, service.failWhenAllDown, pick);
     if (endpoint === null) {
       const series = this.#options.metrics.series({ route: route.name, service: service.name, version: version.name, region: '' });
-      return { error: pick.sawFull ? ERRORS.overloaded : ERRORS.noHealthyUpstream, series };
+      return { error: pick.sawFull ? ERRORS.overloaded : ERRORS.noHealthyUpstream, series, route, version };
     }
     return { url, host, version, origin, route, endpoint, setCookie: choice.setCookie };
   }

@@ -9,7 +9,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { ThrottledWarning } from '../observability/throttled-warning.js';
 import { classifyClientError, ERRORS, sendError, sendRawError, type ProxyError } from './errors.js';
 import { Exchange, mayResendBody, type ExchangeHost } from './exchange.js';
-import { readRequestHead } from './headers.js';
+import { readRequestHead, type RequestHead } from './headers.js';
 import { RequestBody } from './request-body.js';
 import { RequestResolver, type Rejection, type ResolverOptions, type Target } from './resolve.js';
 import { LOCAL_PASSIVE, type PassiveSink } from './passive-sink.js';
@@ -22,6 +22,8 @@ import { DEFAULT_H2_LIMITS, H2Sessions } from './h2.js';
 import { H2Request } from './h2-messages.js';
 import { sniffPreface } from './h2c.js';
 import { handleConnect, UpgradeProxy } from './upgrade.js';
+import type { AccessLog } from './access-log.js';
+import { AccessRecorder } from './access-records.js';
 import type { AcmeChallenges } from './acme-challenges.js';
 
 /** The TLS listener's settings, with its certificates loaded. */
@@ -56,6 +58,8 @@ export interface ProxyOptions extends ResolverOptions {
   readonly worker?: number;
   /** Where passive-health signals go: decided here (the default), or sent to the node's control plane. */
   readonly passive?: PassiveSink;
+  /** A line per request and upgraded connection; null or absent when `log.access` is off. */
+  readonly accessLog?: AccessLog | null;
   readonly logger: Logger;
 }
 
@@ -92,13 +96,16 @@ export class ProxyServer implements ExchangeHost {
   /** The port plaintext requests are redirected to (the TLS listener's, once bound). */
   #httpsPort = 443;
   readonly #acme: AcmeChallenges | null;
+  /** Null when the access log is off: the request path checks this and nothing else. */
+  readonly #access: AccessRecorder | null;
 
   constructor(options: ProxyOptions) {
     this.#options = options;
     this.#acme = options.acme ?? null;
     this.#outOfSockets = new ThrottledWarning(options.logger, 'out of file descriptors: upstream connections fail with 503 node-out-of-sockets; raise the open-file limit or lower proxy.maxConnections');
     this.#resolver = new RequestResolver(options);
-    this.#upgrades = new UpgradeProxy(this, this.#resolver, options.logger);
+    this.#access = (options.accessLog ?? null) === null ? null : new AccessRecorder(options.accessLog as AccessLog, this.#resolver);
+    this.#upgrades = new UpgradeProxy(this, this.#resolver, options.logger, this.#access);
     this.server = createServer({
       headersTimeout: options.headersTimeoutMs,
       requestTimeout: options.requestTimeoutMs,
@@ -273,8 +280,8 @@ export class ProxyServer implements ExchangeHost {
     const peer = resolver.peerOf(req.socket);
     const requestId = resolver.requestIdFor(head, peer);
     const target = resolver.resolve(req, head, peer);
-    if ('error' in target) return this.#reject(res, target, startedAt, expectContinue, requestId);
-    if (target.route.spec.redirectToHttps && !peer.secure && this.#tls !== null && target.host !== undefined) return this.#redirect(res, target, startedAt, requestId);
+    if ('error' in target) return this.#reject(res, target, startedAt, expectContinue, requestId, head);
+    if (target.route.spec.redirectToHttps && !peer.secure && this.#tls !== null && target.host !== undefined) return this.#redirect(res, target, startedAt, requestId, head);
     resolver.forwardingHeaders(head.forward, head, peer, target.host, requestId);
     if (expectContinue) res.writeContinue();
     const exchange = new Exchange(this, req, res, {
@@ -286,6 +293,8 @@ export class ProxyServer implements ExchangeHost {
       method: req.method as string,
       headers: head.forward,
       requestId,
+      host: target.host,
+      forwardedFor: head.forwardedFor,
       setCookie: target.setCookie,
       startedAt,
       grpc: head.grpc,
@@ -310,13 +319,15 @@ export class ProxyServer implements ExchangeHost {
     const error = classifyClientError(err);
     this.#options.metrics.proxyErrors.inc({ code: error.code });
     sendRawError(socket, error);
+    this.#access?.unparsed(socket as Socket, error);
   }
 
-  #reject(res: DownstreamResponse, rejection: Rejection, startedAt: number, expectContinue: boolean, requestId: string): void {
+  #reject(res: DownstreamResponse, rejection: Rejection, startedAt: number, expectContinue: boolean, requestId: string, head: RequestHead): void {
     // A body in a coding Meridian cannot read cannot be skipped reliably either: close.
     const close = expectContinue || this.#draining || rejection.error === ERRORS.unsupportedTransferCoding;
     sendError(res, rejection.error, requestId, close);
     this.recordRejection(rejection, startedAt);
+    this.#access?.answer('request', res.req, head, requestId, rejection.error.status, rejection.error, startedAt, rejection.route, rejection.version);
   }
 
   /** Answers a pending HTTP-01 token with its key authorization; false when the request asks for something else. */
@@ -329,13 +340,14 @@ export class ProxyServer implements ExchangeHost {
   }
 
   /** 308 to the same URL on the TLS listener: the method and body are to be sent again as they were. */
-  #redirect(res: DownstreamResponse, target: Target, startedAt: number, requestId: string): void {
+  #redirect(res: DownstreamResponse, target: Target, startedAt: number, requestId: string, head: RequestHead): void {
     const host = normaliseHost(target.host as string);
     const port = this.#httpsPort === 443 ? '' : `:${this.#httpsPort}`;
     res.writeHead(308, ['location', `https://${host}${port}${target.url}`, 'content-length', '0', 'x-request-id', requestId, ...(this.#draining && res.req.httpVersionMajor < 2 ? ['connection', 'close'] : [])]);
     res.end();
     const series = this.#options.metrics.series({ route: target.route.name, service: target.route.service.name, version: target.version.name, region: '' });
     series.observe(308, (performance.now() - startedAt) / 1000);
+    this.#access?.answer('request', res.req, head, requestId, 308, null, startedAt, target.route, target.version);
   }
 
   /** Counts a request Meridian answered itself without reaching an upstream. */
@@ -373,6 +385,7 @@ export class ProxyServer implements ExchangeHost {
       if (error === ERRORS.outOfSockets) this.#outOfSockets.note({ endpoint: ep.key });
       if (error.source === 'upstream') this.#options.metrics.upstreamErrors.inc({ service: ep.service, region: ep.region.name, code: error.code });
     }
+    this.#access?.exchange(exchange, status, error);
     this.checkDrained();
   }
 

@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import { BadUpstreamResponse, classifyUpstreamError, ERRORS, reasonPhrase, sendRawError } from './errors.js';
 import { readRequestHead } from './headers.js';
 import type { Rejection, RequestResolver } from './resolve.js';
+import type { AccessRecorder } from './access-records.js';
 
 /** What the upgrade proxy needs from the proxy server. */
 export interface UpgradeHost {
@@ -54,11 +55,13 @@ export class UpgradeProxy {
   readonly #resolver: RequestResolver;
   readonly #logger: Logger;
   readonly #sockets = new Set<Duplex>();
+  readonly #access: AccessRecorder | null;
 
-  constructor(host: UpgradeHost, resolver: RequestResolver, logger: Logger) {
+  constructor(host: UpgradeHost, resolver: RequestResolver, logger: Logger, access: AccessRecorder | null = null) {
     this.#host = host;
     this.#resolver = resolver;
     this.#logger = logger;
+    this.#access = access;
   }
 
   /** Upgraded connections currently open. */
@@ -84,6 +87,7 @@ export class UpgradeProxy {
     if ('error' in target) {
       if ('series' in target) this.#host.recordRejection(target, startedAt);
       sendRawError(client, target.error, requestId);
+      this.#access?.answer('upgrade', req, head, requestId, target.error.status, target.error, startedAt, 'route' in target ? target.route : undefined, 'version' in target ? target.version : undefined);
       return;
     }
     resolver.forwardingHeaders(head.forward, head, peer, target.host, requestId);
@@ -92,6 +96,8 @@ export class UpgradeProxy {
     const host = this.#host;
     let abort: ((err?: Error) => void) | null = null;
     let settled = false;
+    // Null when the access log is off: nothing is gathered then.
+    const line = this.#access?.upgradeLine(req, head, requestId, target.route, endpoint, startedAt) ?? null;
     const done = (): void => {
       settled = true;
       endpoint.upstream.outstanding--;
@@ -127,11 +133,21 @@ export class UpgradeProxy {
         client.off('data', hold);
         client.off('end', leave);
         client.write(rawHead(statusCode, 'Switching Protocols', rawHeaders ?? [], true));
+        line?.answered(statusCode);
+        // Socket counters from here on: what the two ends sent each other through Meridian.
+        const inFrom = (upstream as Socket).bytesWritten;
+        const outFrom = client.bytesWritten;
         for (const chunk of pending) upstream.write(chunk);
+        let open = 2;
         for (const socket of [client, upstream]) {
           sockets.add(socket);
           socket.once('close', () => {
             sockets.delete(socket);
+            if (--open === 0 && line !== null) {
+              line.bytesIn = (upstream as Socket).bytesWritten - inFrom;
+              line.bytesOut = client.bytesWritten - outFrom;
+              line.end();
+            }
             host.checkDrained();
           });
         }
@@ -146,14 +162,17 @@ export class UpgradeProxy {
           return false;
         }
         client.write(rawHead(statusCode, statusText, rawHeaders, false));
+        line?.answered(statusCode);
         return true;
       },
       onData(chunk) {
+        if (line !== null) line.bytesOut += chunk.length;
         return client.write(chunk);
       },
       onComplete() {
         done();
         client.end();
+        line?.end();
       },
       onError: (err) => {
         done();
@@ -161,6 +180,8 @@ export class UpgradeProxy {
         this.#logger.debug({ err: err.message, endpoint: endpoint.key }, 'upgrade failed');
         if (client.writable && client.bytesWritten === 0) sendRawError(client, error, requestId);
         else client.destroy();
+        line?.failed(error);
+        line?.end();
       },
     };
     endpoint.upstream.pool.dispatch(

@@ -3,6 +3,7 @@ import { reasonOf, type ConfigIssue } from '../config/issues.js';
 import type { RoutingDocument } from '../config/routing-schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { OutageLog } from '../observability/outage-log.js';
 import { EtcdKeyState, type KeyChange, type KeyUpdate } from './etcd-keys.js';
 
 /** The routing objects in force in etcd at one revision. */
@@ -66,9 +67,12 @@ export class EtcdStore {
   readonly #nodes = new Map<string, unknown>();
 
   readonly #onState: (state: EtcdState) => void;
+  /** One line when etcd goes away, one when it is back: its client retries far more often than anyone needs to read. */
+  readonly #outage: OutageLog;
 
   constructor(client: Etcd3, prefix: string, logger: Logger, metrics: Metrics, onState: (state: EtcdState) => void = () => undefined) {
     this.#client = client;
+    this.#outage = new OutageLog(logger, 'etcd unreachable; serving the table in force until it is back', 'etcd reachable again');
     this.#onState = onState;
     this.#keys = new EtcdKeyState(prefix);
     this.#logger = logger;
@@ -217,12 +221,14 @@ export class EtcdStore {
   }
 
   #setState(state: EtcdState, reason?: string): void {
+    // Every failed attempt (a listing, or the client's own watch reconnects) counts as a retry of the outage.
+    if (state === 'disconnected') this.#outage.failed({ err: reason });
     if (state === this.#state) return;
+    const first = this.#state === 'connecting';
     this.#state = state;
     this.#metrics.etcd.connected.set(state === 'connected' ? 1 : 0);
     this.#onState(state);
-    if (state === 'connected') this.#logger.info({ revision: this.#revision }, 'etcd connected');
-    else this.#logger.warn({ reason }, `etcd ${state}`);
+    if (state === 'connected' && !this.#outage.recovered({ revision: this.#revision }) && first) this.#logger.info({ revision: this.#revision }, 'etcd connected');
   }
 
   #sleep(ms: number): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from '../observability/logger.js';
+import { OutageLog } from '../observability/outage-log.js';
 
 /** Lifetime of a node's key when the node stops renewing it (dies, or loses etcd). */
 export const FLEET_TTL_SECONDS = 15;
@@ -34,10 +35,9 @@ export class FleetPublisher {
   readonly #client: Etcd3;
   readonly #key: string;
   readonly #view: () => NodeView;
-  readonly #logger: Logger;
   #lease: Lease | null = null;
-  /** Whether publishing is failing: trouble is logged once when it starts and once when it ends, not per retry. */
-  #failing = false;
+  /** Trouble publishing (a lost lease, failed writes) is logged once when it starts and once when it ends, not per retry. */
+  readonly #outage: OutageLog;
   #timer: NodeJS.Timeout | null = null;
   #lastWrite = 0;
   #writing: Promise<void> = Promise.resolve();
@@ -47,7 +47,7 @@ export class FleetPublisher {
     this.#client = client;
     this.#key = `${prefix}nodes/${node}`;
     this.#view = view;
-    this.#logger = logger;
+    this.#outage = new OutageLog(logger, 'cannot publish the fleet view (lease lost or etcd away); retrying every 2 s', 'fleet view published again');
   }
 
   /** Asks for a write soon (rate-limited). */
@@ -76,18 +76,16 @@ export class FleetPublisher {
       if (this.#lease === null || this.#lease.revoked()) {
         const lease = this.#client.lease(FLEET_TTL_SECONDS, { autoKeepAlive: true });
         lease.on('lost', (err) => {
-          if (!this.#failing) this.#logger.warn({ err: err.message }, 'fleet lease lost; it is renewed with the next write');
+          this.#outage.failed({ err: err.message, key: this.#key });
           if (this.#lease === lease) this.#lease = null;
           this.changed();
         });
         this.#lease = lease;
       }
       await this.#lease.put(this.#key).value(JSON.stringify(this.#view()));
-      if (this.#failing) this.#logger.info({ key: this.#key }, 'fleet view published again');
-      this.#failing = false;
+      this.#outage.recovered({ key: this.#key });
     } catch (err) {
-      if (!this.#failing) this.#logger.warn({ err: (err as Error).message, key: this.#key }, 'cannot publish the fleet view; retrying every 2 s');
-      this.#failing = true;
+      this.#outage.failed({ err: (err as Error).message, key: this.#key });
       this.#lease?.release();
       this.#lease = null;
       const retry = setTimeout(() => this.changed(), 2_000);

@@ -33,6 +33,8 @@ export interface MeridianProcess {
   readonly logs: Record<string, unknown>[];
   readonly proxyPort: number;
   readonly adminPort: number;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
@@ -65,6 +67,7 @@ export async function spawnMeridian(args: string[], options: { openFiles?: numbe
     logs,
     proxyPort: port('proxy'),
     adminPort: port('admin'),
+    stderr: () => stderr,
     async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
       if (child.exitCode === null) child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
