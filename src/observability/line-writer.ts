@@ -1,4 +1,4 @@
-import { close, closeSync, fstat, fstatSync, open, openSync, stat, write } from 'node:fs';
+import { close, closeSync, constants, fstat, fstatSync, open, openSync, stat, write } from 'node:fs';
 import type { Logger } from './logger.js';
 import { ThrottledWarning } from './throttled-warning.js';
 
@@ -16,6 +16,22 @@ const EAGAIN_RETRY_MS = 5;
 
 /** How long lines wait for others to share their write, unless a chunk is full sooner. */
 const FLUSH_DELAY_MS = 10;
+
+/**
+ * The descriptor stdout lines are written to. A pipe is opened again through
+ * /proc as a description of our own in non-blocking mode: a write to a pipe
+ * nobody reads then says EAGAIN instead of holding a thread-pool thread, which
+ * would keep the process from exiting. Lines of at most PIPE_BUF stay atomic.
+ * Anything else (a file, a terminal, a socket) is written through fd 1.
+ */
+function stdoutDescriptor(): number {
+  try {
+    if (fstatSync(1).isFIFO()) return openSync('/proc/self/fd/1', constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch {
+    // No /proc, or it refuses: fd 1 as it is.
+  }
+  return 1;
+}
 
 /** Errors after which stdout will never take another line. */
 const BROKEN = new Set(['EPIPE', 'EBADF', 'ECONNRESET']);
@@ -91,7 +107,7 @@ export class LineWriter {
 
   /** Opens the target (a file for appending, created when missing); throws the open error when it cannot. */
   static open(options: LineWriterOptions): LineWriter {
-    if (options.target === 'stdout') return new LineWriter(options, 1);
+    if (options.target === 'stdout') return new LineWriter(options, stdoutDescriptor());
     const writer = new LineWriter(options, openSync(options.target, 'a', 0o644));
     const st = fstatSync(writer.#fd);
     writer.#ino = st.ino;
