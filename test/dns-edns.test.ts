@@ -1,8 +1,7 @@
 import t from 'tap';
 import { dig } from './helpers/dig.js';
 import { optWith, rawQuery, readAnswer, udpExchange } from './helpers/dns-raw.js';
-import { startTestMeridian } from './helpers/meridian.js';
-import { startUpstream } from './helpers/upstream.js';
+import { startWwwDnsNode } from './helpers/dns-node.js';
 
 const FLAG_RD = 0x0100;
 const FLAG_CD = 0x0010;
@@ -12,18 +11,7 @@ const ECS = 8;
 const q = { type: 'A' as const, name: 'www.example.com' };
 
 t.test('every answer to a query with a valid OPT carries one; malformed OPTs get FORMERR with a minimal OPT', async (t) => {
-  const up = await startUpstream('up');
-  t.teardown(() => up.kill());
-  const m = await startTestMeridian(
-    {
-      regions: { 'eu-west': { location: { lat: 53.35, lon: -6.26 }, edge: { ipv4: ['203.0.113.10'] } } },
-      services: { web: { versions: { stable: { endpoints: { 'eu-west': [up.address] } } } } },
-      routes: { www: { hosts: ['www.example.com'], service: 'web' } },
-    },
-    { dns: { listen: '127.0.0.1:0', ttl: '30s', zones: [{ name: 'example.com', nameservers: ['ns1.example.com'] }] } },
-  );
-  t.teardown(() => m.close());
-  const port = m.dnsPort as number;
+  const { dnsPort: port } = await startWwwDnsNode(t, { listen: '127.0.0.1:0', ttl: '30s', zones: [{ name: 'example.com', nameservers: ['ns1.example.com'] }] });
 
   t.test('NOTIMP (dig +opcode=notify) keeps the question and the OPT, and copies RD only', async (t) => {
     const notify = await dig(port, ['www.example.com', '+opcode=notify', '+cdflag']);

@@ -3,8 +3,7 @@ import dnsPacket, { type Answer } from 'dns-packet';
 import t, { type Test } from 'tap';
 import { getJson } from './helpers/client.js';
 import { dig } from './helpers/dig.js';
-import { startTestMeridian } from './helpers/meridian.js';
-import { startUpstream } from './helpers/upstream.js';
+import { startWwwDnsNode } from './helpers/dns-node.js';
 
 const DNS = { listen: '127.0.0.1:0', ttl: '30s', zones: [{ name: 'example.com', nameservers: ['ns1.example.com'] }] };
 
@@ -32,19 +31,8 @@ function response(query: Buffer, answers: Answer[], patch: { name?: string } = {
 
 const a = (name: string, data: string): Answer => ({ name, type: 'A', ttl: 300, data });
 
-async function meridian(t: Test, forwarder: number): Promise<{ dnsPort: number; adminPort: number }> {
-  const up = await startUpstream('up');
-  t.teardown(() => up.kill());
-  const m = await startTestMeridian(
-    {
-      regions: { 'eu-west': { location: { lat: 53.35, lon: -6.26 }, edge: { ipv4: ['203.0.113.10'] } } },
-      services: { web: { versions: { stable: { endpoints: { 'eu-west': [up.address] } } } } },
-      routes: { www: { hosts: ['www.example.com'], service: 'web' } },
-    },
-    { dns: { ...DNS, forwarders: [`127.0.0.1:${forwarder}`] } },
-  );
-  t.teardown(() => m.close());
-  return { dnsPort: m.dnsPort as number, adminPort: m.adminPort };
+function meridian(t: Test, forwarder: number): Promise<{ dnsPort: number; adminPort: number }> {
+  return startWwwDnsNode(t, { ...DNS, forwarders: [`127.0.0.1:${forwarder}`] });
 }
 
 t.test('each forwarded query leaves from its own random source port (RFC 5452)', async (t) => {

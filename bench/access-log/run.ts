@@ -5,15 +5,14 @@
  * CPU microseconds per request from /proc for each, and per round the ratio to
  * `off`. Prints a table: median (lowest-highest).
  */
-import { execFile, spawn } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { benchArgs, positiveInt } from '../lib/args.js';
 import { runLoad, type LoadOptions, type LoadResult } from '../lib/load.js';
-import { findProgram, freePort, treeCpuMs, waitForPort, type BenchProcess } from '../lib/process.js';
-import { writeOneRouteTable } from '../lib/routes.js';
+import { findProgram, freePort, startProcess, treeCpuMs, waitForPort, type BenchProcess } from '../lib/process.js';
+import { writeMeridianHome } from '../lib/routes.js';
 import { renderTable } from '../lib/table.js';
 import { runWrk } from '../lib/wrk.js';
 import { startUpstream } from '../http/candidates.js';
@@ -84,38 +83,9 @@ function log(line: string): void {
 /** Meridian with its stdout on /dev/null (the access log's, in stdout mode, and the process log at warn). */
 function startMeridian(mode: Mode, port: number, upstream: string, dir: string): { process: BenchProcess; home: string } {
   const home = join(dir, mode.name.replace(/[^a-z]/g, '-'));
-  mkdirSync(home, { recursive: true });
-  writeOneRouteTable(home, upstream);
-  const conf = join(home, 'meridian.yaml');
-  writeFileSync(
-    conf,
-    [
-      'node: { name: bench, region: local, location: { lat: 51.5, lon: -0.1 } }',
-      `proxy: { listen: "127.0.0.1:${port}", workers: ${workers} }`,
-      'admin: { listen: "127.0.0.1:0" }',
-      `store: { file: ${JSON.stringify(join(home, 'routes.yaml'))}, snapshot: ${JSON.stringify(join(home, 'last-good.json'))} }`,
-      '',
-    ].join('\n'),
-  );
-  const devNull = openSync('/dev/null', 'w');
-  const child = spawn(process.execPath, [meridianCli, 'start', '--config', conf, '--log-level', 'warn', '--access-log', mode.accessLog(home)], { stdio: ['ignore', devNull, 'pipe'] });
-  closeSync(devNull);
-  let output = '';
-  child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-16_384)));
-  const proc: BenchProcess = {
-    name: mode.name,
-    child,
-    output: () => output,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
+  const conf = writeMeridianHome(home, upstream, { listen: `127.0.0.1:${port}`, workers });
+  // stdout to /dev/null: the stdout mode measures writing the lines, not a reader of them.
+  const proc = startProcess(mode.name, process.execPath, [meridianCli, 'start', '--config', conf, '--log-level', 'warn', '--access-log', mode.accessLog(home)], { stdout: 'discard' });
   return { process: proc, home };
 }
 

@@ -3,12 +3,10 @@
  * table with `proxy.workers: N` and a keep-alive timeout long enough that no
  * idle connection is closed while it is measured; and what its processes hold.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
-import { writeOneRouteTable } from '../lib/routes.js';
+import { writeMeridianHome } from '../lib/routes.js';
 import { freePort, openFds, processCpuMs, processRss, startProcess, treePids, waitForPort, waitReady, type BenchProcess } from '../lib/process.js';
 
 const meridianCli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -28,21 +26,9 @@ export interface BenchMeridian {
 
 /** Starts Meridian with `workers` data-plane processes in front of `upstream` (`host:port`); resolves once it is ready. */
 export async function startMeridian(dir: string, workers: number, upstream: string): Promise<BenchMeridian> {
-  const home = join(dir, `meridian-${workers}w`);
-  mkdirSync(home, { recursive: true });
   const port = await freePort();
   const adminPort = await freePort();
-  writeOneRouteTable(home, upstream);
-  const config = join(home, 'meridian.yaml');
-  writeFileSync(
-    config,
-    stringify({
-      node: { name: 'bench', region: 'local', location: { lat: 51.5, lon: -0.1 } },
-      proxy: { listen: `127.0.0.1:${port}`, workers, keepAliveTimeout: KEEP_ALIVE_TIMEOUT },
-      admin: { listen: `127.0.0.1:${adminPort}` },
-      store: { file: join(home, 'routes.yaml'), snapshot: join(home, 'last-good.json') },
-    }),
-  );
+  const config = writeMeridianHome(join(dir, `meridian-${workers}w`), upstream, { listen: `127.0.0.1:${port}`, workers, keepAliveTimeout: KEEP_ALIVE_TIMEOUT }, { listen: `127.0.0.1:${adminPort}` });
   const proc = startProcess(`meridian-${workers}w`, process.execPath, [meridianCli, 'start', '--config', config, '--log-level', 'warn']);
   try {
     await waitForPort(proc, port);

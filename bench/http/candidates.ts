@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeOneRouteTable } from '../lib/routes.js';
+import { writeMeridianHome } from '../lib/routes.js';
 import { findProgram, startProcess, type BenchProcess } from '../lib/process.js';
 
 /** A proxy (or the upstream itself) under test. */
@@ -30,20 +30,8 @@ function meridian(workers: number): Candidate {
   return {
     name: `meridian-${workers}w`,
     start(port, upstream, dir) {
-      const home = join(dir, `meridian-${workers}w`);
-      mkdirSync(home, { recursive: true });
-      writeOneRouteTable(home, upstream);
-      writeFileSync(
-        join(home, 'meridian.yaml'),
-        [
-          'node: { name: bench, region: local, location: { lat: 51.5, lon: -0.1 } }',
-          `proxy: { listen: "127.0.0.1:${port}", workers: ${workers} }`,
-          'admin: { listen: "127.0.0.1:0" }',
-          `store: { file: ${JSON.stringify(join(home, 'routes.yaml'))}, snapshot: ${JSON.stringify(join(home, 'last-good.json'))} }`,
-          '',
-        ].join('\n'),
-      );
-      return startProcess(`meridian-${workers}w`, node, [meridianCli, 'start', '--config', join(home, 'meridian.yaml'), '--log-level', 'warn']);
+      const config = writeMeridianHome(join(dir, `meridian-${workers}w`), upstream, { listen: `127.0.0.1:${port}`, workers });
+      return startProcess(`meridian-${workers}w`, node, [meridianCli, 'start', '--config', config, '--log-level', 'warn']);
     },
   };
 }

@@ -12,9 +12,13 @@ export interface BenchProcess {
   stop(): Promise<void>;
 }
 
-/** Starts a program; its stdout and stderr are kept (the last 64 KiB) rather than printed. */
-export function startProcess(name: string, command: string, args: readonly string[]): BenchProcess {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts a program; its stdout and stderr are kept (the last 64 KiB) rather
+ * than printed. `stdout: 'discard'` sends stdout to /dev/null instead (a
+ * program whose stdout output is part of what is measured).
+ */
+export function startProcess(name: string, command: string, args: readonly string[], options: { stdout?: 'keep' | 'discard' } = {}): BenchProcess {
+  const child = spawn(command, args, { stdio: ['ignore', options.stdout === 'discard' ? 'ignore' : 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-65_536);

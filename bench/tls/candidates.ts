@@ -2,9 +2,9 @@
  * What bench/tls compares: Meridian and HAProxy, each with one plaintext and
  * one TLS listener (the same certificate), forwarding to the bench upstream.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeOneRouteTable } from '../lib/routes.js';
+import { writeMeridianHome } from '../lib/routes.js';
 import { findProgram, startProcess, type BenchProcess } from '../lib/process.js';
 import type { BenchCertificate } from './certificate.js';
 
@@ -30,21 +30,9 @@ const meridianCli = new URL('../../dist/cli.js', import.meta.url).pathname;
 const meridian: TlsCandidate = {
   name: 'meridian',
   start(ports, upstream, dir, certificate) {
-    const home = join(dir, 'meridian');
-    mkdirSync(home, { recursive: true });
-    writeOneRouteTable(home, upstream);
-    const tls = `{ listen: "127.0.0.1:${ports.tls}", certificates: [{ cert: ${JSON.stringify(certificate.cert)}, key: ${JSON.stringify(certificate.key)} }], minVersion: TLSv1.2 }`;
-    writeFileSync(
-      join(home, 'meridian.yaml'),
-      [
-        'node: { name: bench, region: local, location: { lat: 51.5, lon: -0.1 } }',
-        `proxy: { listen: "127.0.0.1:${ports.plain}", workers: 1, tls: ${tls} }`,
-        `admin: { listen: "127.0.0.1:${ports.admin}" }`,
-        `store: { file: ${JSON.stringify(join(home, 'routes.yaml'))}, snapshot: ${JSON.stringify(join(home, 'last-good.json'))} }`,
-        '',
-      ].join('\n'),
-    );
-    return startProcess('meridian', node, [meridianCli, 'start', '--config', join(home, 'meridian.yaml'), '--log-level', 'warn']);
+    const tls = { listen: `127.0.0.1:${ports.tls}`, certificates: [{ cert: certificate.cert, key: certificate.key }], minVersion: 'TLSv1.2' };
+    const config = writeMeridianHome(join(dir, 'meridian'), upstream, { listen: `127.0.0.1:${ports.plain}`, workers: 1, tls }, { listen: `127.0.0.1:${ports.admin}` });
+    return startProcess('meridian', node, [meridianCli, 'start', '--config', config, '--log-level', 'warn']);
   },
 };
 

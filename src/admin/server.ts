@@ -58,7 +58,7 @@ function sendUnauthorised(res: ServerResponse): void {
 /** The dashboard's answer without credentials: a Basic challenge, so a browser asks for them (the token is the password). */
 function sendBasicChallenge(res: ServerResponse): void {
   res.setHeader('www-authenticate', 'Basic realm="meridian-admin", charset="UTF-8"');
-  send(res, 401, 'text/plain; charset=utf-8', 'the admin token is required: any user name, the token as password\n');
+  send(res, 401, 'text/plain; charset=utf-8', 'the admin token is required (as the password, with any user name)\n');
 }
 
 /** Paths the admin listener answers (with 405 for other methods). */
