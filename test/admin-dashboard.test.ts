@@ -279,7 +279,7 @@ t.test('without its files the dashboard answers 503; the admin API serves on', a
   t.teardown(() => admin.close());
   const page = await send(port, { path: '/' });
   t.equal(page.status, 503);
-  t.match(page.text, /^dashboard files unreadable: .*index\.html/);
+  t.match(page.text, /^dashboard files unreadable: .*(index\.html|dashboard\.js|dashboard\.css)/);
   t.equal((await send(port, { path: '/dashboard/dashboard.js' })).status, 503);
   t.equal((await send(port, { path: '/dashboard/other.js' })).status, 404);
   t.equal((await send(port, { path: '/api/v1/state' })).status, 200);
