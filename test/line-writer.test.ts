@@ -91,15 +91,15 @@ t.test('to a file: every line, in order; moved away (as logrotate does) it is op
 });
 
 /** Runs a child that writes `count` lines to its stdout through a LineWriter, and reports what happened on stderr. */
-function child(count: number, onSpawn: ((c: ReturnType<typeof spawn>) => void) | null) {
+function child(count: number, onSpawn: ((c: ReturnType<typeof spawn>) => void) | null, fifoReader = 'exec sleep 15') {
   const script = `
     import { LineWriter } from ${JSON.stringify(join(ROOT, 'dist/observability/line-writer.js'))};
     import { createLogger } from ${JSON.stringify(join(ROOT, 'dist/observability/logger.js'))};
     let dropped = 0, ticks = 0;
     const tick = setInterval(() => ticks++, 5);
     const writer = LineWriter.open({ target: 'stdout', maxBufferBytes: 256 * 1024, onDrop: (n) => (dropped += n), logger: createLogger('warn', process.stderr) });
-    const line = '{"pad":"' + 'x'.repeat(200) + '"}\\n';
-    for (let i = 0; i < ${count}; i++) writer.write(line);
+    const pad = 'x'.repeat(200);
+    for (let i = 0; i < ${count}; i++) writer.write('{"n":' + i + ',"pad":"' + pad + '"}\\n');
     setTimeout(() => {
       clearInterval(tick);
       process.stderr.write(JSON.stringify({ report: true, dropped, ticks, buffered: writer.buffered }) + '\\n');
@@ -107,10 +107,10 @@ function child(count: number, onSpawn: ((c: ReturnType<typeof spawn>) => void) |
     }, 600);
   `;
   return new Promise<{ code: number | null; reports: Record<string, unknown>[]; warnings: number }>((resolve) => {
-    // onSpawn null: stdout is a pipe (a FIFO, as a shell pipeline or a container runtime gives) whose reader never reads.
+    // onSpawn null: stdout is a pipe (a FIFO, as a shell pipeline or a container runtime gives) read by `fifoReader`.
     const c =
       onSpawn === null
-        ? spawn('bash', ['-c', 'exec "$0" --input-type=module -e "$1" > >(exec sleep 15)', process.execPath, script], { stdio: ['ignore', 'ignore', 'pipe'] })
+        ? spawn('bash', ['-c', `exec "$0" --input-type=module -e "$1" > >(${fifoReader})`, process.execPath, script], { stdio: ['ignore', 'ignore', 'pipe'] })
         : spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     c.stderr?.on('data', (d: Buffer) => (err += d.toString()));
@@ -133,6 +133,20 @@ t.test('a stalled reader: the buffer is capped, lines dropped and counted, one w
   t.ok(report.buffered <= 256 * 1024, `buffer held at ${report.buffered} bytes`);
   t.ok(report.ticks > 10, `timers kept firing (${report.ticks})`);
   t.equal(warnings, 1, 'one throttled warning');
+});
+
+t.test('a pipe that is read: every line arrives whole and in order', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'meridian-lines-'));
+  const out = join(dir, 'read.log');
+  const { code, reports } = await child(1000, null, `exec cat > ${JSON.stringify(out)}`);
+  t.equal(code, 0);
+  t.equal((reports[0] as { dropped: number }).dropped, 0, 'nothing dropped');
+  await waitFor(async () => (await readFile(out, 'utf8')).split('\n').length === 1001, 'all 1000 lines read', 5_000);
+  const numbers = (await readFile(out, 'utf8'))
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (JSON.parse(l) as { n: number }).n);
+  t.same(numbers, [...Array(1000).keys()], 'each line once, in order');
 });
 
 t.test('stdout closed by its reader (EPIPE): no crash, lines dropped and counted', async (t) => {

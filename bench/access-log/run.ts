@@ -1,13 +1,13 @@
 /**
  * bench/access-log: what the access log costs. One Meridian per mode (access
- * log off, to a file, to stdout that is /dev/null) in front of the same
+ * log off, to a file, to stdout that is a pipe read by cat) in front of the same
  * upstream, under the same keep-alive GET load (wrk), in interleaved rounds;
  * CPU microseconds per request from /proc for each, and per round the ratio to
  * `off`. Prints a table: median (lowest-highest).
  */
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, closeSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchArgs, positiveInt } from '../lib/args.js';
 import { runLoad, type LoadOptions, type LoadResult } from '../lib/load.js';
@@ -57,36 +57,84 @@ const meridianCli = new URL('../../dist/cli.js', import.meta.url).pathname;
 /** A way to run the access log. */
 interface Mode {
   readonly name: string;
-  /** The `--access-log` value; `stdout` goes to /dev/null. */
+  /** The `--access-log` value; `stdout` is a pipe read by `cat` (as a container runtime reads it). */
   readonly accessLog: (home: string) => string;
 }
 
 const MODES: readonly Mode[] = [
   { name: 'off', accessLog: () => 'off' },
   { name: 'file', accessLog: (home) => join(home, 'access.log') },
-  { name: 'stdout>/dev/null', accessLog: () => 'stdout' },
+  { name: 'stdout|cat', accessLog: () => 'stdout' },
 ];
 
-interface Running {
+/** One mode's figures over the rounds. */
+interface Figures {
   readonly mode: Mode;
+  readonly rounds: LoadResult[];
+  readonly cpuPerRequest: number[];
+  /** Bytes the file mode wrote, over all rounds. */
+  written: number;
+}
+
+/** One mode's Meridian for one round. */
+interface Running {
   readonly port: number;
   readonly process: BenchProcess;
   readonly home: string;
-  readonly rounds: LoadResult[];
-  readonly cpuPerRequest: number[];
+  readonly reader: BenchProcess | null;
 }
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-/** Meridian with its stdout on /dev/null (the access log's, in stdout mode, and the process log at warn). */
-function startMeridian(mode: Mode, port: number, upstream: string, dir: string): { process: BenchProcess; home: string } {
-  const home = join(dir, mode.name.replace(/[^a-z]/g, '-'));
+/**
+ * With one worker on a machine of two or more cores, Meridian runs on core 1
+ * and everything else (this runner, the upstream, the load generator, the
+ * pipe's reader: children inherit it) on core 0, so that where the scheduler
+ * puts them does not change what a request costs from one process to the next.
+ */
+const pinned = workers === 1 && availableParallelism() >= 2 && findProgram('taskset') !== null;
+if (pinned) execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+
+/**
+ * A named pipe read by `cat > /dev/null`, as a container runtime reads a
+ * process's stdout; returns our descriptor of its writing end. The reader is
+ * not Meridian's child, so its CPU is not counted.
+ */
+function readPipe(dir: string, name: string): { fd: number; reader: BenchProcess } {
+  const fifo = join(dir, `${name}.fifo`);
+  rmSync(fifo, { force: true });
+  execFileSync('mkfifo', [fifo]);
+  const reader = startProcess(`${name} reader`, 'sh', ['-c', 'exec cat "$0" > /dev/null', fifo]);
+  // Read and write: opening a FIFO this way never waits for the other end.
+  return { fd: openSync(fifo, 'r+'), reader };
+}
+
+/** A fresh Meridian for one round: stdout on /dev/null, or on a read pipe in stdout mode (the access log's lines, and the process log at warn). */
+async function startMeridian(mode: Mode, upstream: string, dir: string, round: number): Promise<Running> {
+  const port = await freePort();
+  const home = join(dir, `${mode.name.replace(/[^a-z]/g, '-')}-${round}`);
   const conf = writeMeridianHome(home, upstream, { listen: `127.0.0.1:${port}`, workers });
-  // stdout to /dev/null: the stdout mode measures writing the lines, not a reader of them.
-  const proc = startProcess(mode.name, process.execPath, [meridianCli, 'start', '--config', conf, '--log-level', 'warn', '--access-log', mode.accessLog(home)], { stdout: 'discard' });
-  return { process: proc, home };
+  const pipe = mode.accessLog(home) === 'stdout' ? readPipe(dir, 'stdout') : null;
+  const argv = [meridianCli, 'start', '--config', conf, '--log-level', 'warn', '--access-log', mode.accessLog(home)];
+  const proc = pinned ? startProcess(mode.name, 'taskset', ['-c', '1', process.execPath, ...argv], { stdout: pipe?.fd ?? 'discard' }) : startProcess(mode.name, process.execPath, argv, { stdout: pipe?.fd ?? 'discard' });
+  if (pipe !== null) closeSync(pipe.fd);
+  await waitForPort(proc, port);
+  return { port, process: proc, home, reader: pipe?.reader ?? null };
+}
+
+async function stopMeridian(r: Running): Promise<void> {
+  await r.process.stop();
+  await r.reader?.stop();
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 function median(values: readonly number[]): number {
@@ -106,48 +154,41 @@ async function main(): Promise<void> {
   chmodSync(dir, 0o755);
   const upstreamPort = await freePort();
   const upstream = startUpstream(upstreamPort, size, dir);
-  const running: Running[] = [];
+  const figures: Figures[] = modes.map((mode) => ({ mode, rounds: [], cpuPerRequest: [], written: 0 }));
   const loadBefore = loadavg();
   try {
     await waitForPort(upstream, upstreamPort);
-    for (const mode of modes) {
-      const port = await freePort();
-      const { process: proc, home } = startMeridian(mode, port, `127.0.0.1:${upstreamPort}`, dir);
-      running.push({ mode, port, process: proc, home, rounds: [], cpuPerRequest: [] });
-      await waitForPort(proc, port);
-    }
-    log(`upstream: ${upstream.name}, ${size}-byte body; ${generator}${rate === null ? '' : ` at ${rate} req/s`}, ${connections} connections, ${seconds}s x ${rounds} rounds each; ${workers} worker(s); load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
-    for (const r of running) await load({ port: r.port, connections, seconds: 2 });
+    log(`upstream: ${upstream.name}, ${size}-byte body; ${generator}${rate === null ? '' : ` at ${rate} req/s`}, ${connections} connections, ${seconds}s x ${rounds} rounds each; ${workers} worker(s)${pinned ? ', Meridian on core 1 and the rest on core 0' : ''}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
     for (let round = 1; round <= rounds; round++) {
-      // Each round starts with a different mode, so no mode always follows the same one.
-      const order = running.map((_, i) => running[(i + round) % running.length] as Running);
-      for (const r of order) {
-        const pid = r.process.child.pid as number;
-        const before = treeCpuMs(pid);
-        const result = await load({ port: r.port, connections, seconds });
-        const cpu = result.requests === 0 ? Number.NaN : ((treeCpuMs(pid) - before) * 1000) / result.requests;
-        r.cpuPerRequest.push(cpu);
-        r.rounds.push(result);
-        log(`round ${round} ${r.mode.name}: ${Math.round(result.requestsPerSec)} req/s, ${cpu.toFixed(1)} us/req, ${result.errors} errors`);
+      // Each round starts fresh processes (one process's luck is not every round's), and a different mode first.
+      const order = figures.map((_, i) => figures[(i + round) % figures.length] as Figures);
+      for (const f of order) {
+        const r = await startMeridian(f.mode, `127.0.0.1:${upstreamPort}`, dir, round);
+        try {
+          await load({ port: r.port, connections, seconds: 2 });
+          const pid = r.process.child.pid as number;
+          const before = treeCpuMs(pid);
+          const result = await load({ port: r.port, connections, seconds });
+          const cpu = result.requests === 0 ? Number.NaN : ((treeCpuMs(pid) - before) * 1000) / result.requests;
+          f.cpuPerRequest.push(cpu);
+          f.rounds.push(result);
+          log(`round ${round} ${f.mode.name}: ${Math.round(result.requestsPerSec)} req/s, ${cpu.toFixed(1)} us/req, ${result.errors} errors`);
+        } finally {
+          await stopMeridian(r);
+        }
+        if (f.mode.name === 'file') f.written += fileSize(join(r.home, 'access.log'));
+        rmSync(r.home, { recursive: true, force: true });
       }
     }
   } finally {
-    for (const r of running) await r.process.stop();
     await upstream.stop();
   }
   const loadAfter = loadavg();
-  const off = running.find((r) => r.mode.name === 'off');
+  const off = figures.find((r) => r.mode.name === 'off');
   const header = ['access log', 'req/s', 'CPU us/req', 'CPU vs off (per round)', 'errors', 'lines written'];
-  const rows = running.map((r) => {
+  const rows = figures.map((r) => {
     const ratios = off === undefined || off === r ? [] : r.cpuPerRequest.map((v, i) => (v / (off.cpuPerRequest[i] as number) - 1) * 100);
-    let written = '-';
-    if (r.mode.name === 'file') {
-      try {
-        written = `${Math.round(statSync(join(r.home, 'access.log')).size / 1024 / 1024)} MiB`;
-      } catch {
-        written = 'none';
-      }
-    }
+    const written = r.mode.name === 'file' ? `${Math.round(r.written / 1024 / 1024)} MiB` : '-';
     return [
       r.mode.name,
       spread(r.rounds.map((x) => x.requestsPerSec), 0),
@@ -160,7 +201,7 @@ async function main(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
   process.stdout.write(`${renderTable(header, rows)}\n`);
   process.stdout.write(`Load: ${rate === null ? `${generator}, as fast as each answers (saturated)` : `h2load at ${rate} req/s for every mode`}, ${connections} connections.\n`);
-  process.stdout.write(`Figures: median (lowest-highest) over ${rounds} interleaved rounds of ${seconds}s; CPU of every Meridian process per request served, from /proc; the ratio to off is taken round by round. Goal: at most +5 % with the log on.\n`);
+  process.stdout.write(`Figures: median (lowest-highest) over ${rounds} interleaved rounds of ${seconds}s, each with fresh processes warmed for 2s; CPU of every Meridian process per request served, from /proc; the ratio to off is taken round by round. Goal: at most +5 % with the log on.\n`);
   process.stdout.write(`load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')} (2 cores are shared; above ~3 the figures are noise).\n`);
 }
 

@@ -12,13 +12,18 @@ export interface BenchProcess {
   stop(): Promise<void>;
 }
 
+/** A process's stdout: kept (its last 64 KiB shown when it fails), discarded (/dev/null), or a descriptor of the caller's. */
+export type StdoutChoice = 'keep' | 'discard' | number;
+
 /**
  * Starts a program; its stdout and stderr are kept (the last 64 KiB) rather
- * than printed. `stdout: 'discard'` sends stdout to /dev/null instead (a
- * program whose stdout output is part of what is measured).
+ * than printed. `stdout: 'discard'` sends stdout to /dev/null instead, and a
+ * descriptor sends it there (a program whose stdout output is part of what is
+ * measured).
  */
-export function startProcess(name: string, command: string, args: readonly string[], options: { stdout?: 'keep' | 'discard' } = {}): BenchProcess {
-  const child = spawn(command, args, { stdio: ['ignore', options.stdout === 'discard' ? 'ignore' : 'pipe', 'pipe'] });
+export function startProcess(name: string, command: string, args: readonly string[], options: { stdout?: StdoutChoice } = {}): BenchProcess {
+  const stdout = options.stdout ?? 'keep';
+  const child = spawn(command, args, { stdio: ['ignore', stdout === 'keep' ? 'pipe' : stdout === 'discard' ? 'ignore' : stdout, 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-65_536);

@@ -1,12 +1,9 @@
-import { close, closeSync, constants, fstat, fstatSync, open, openSync, stat, write } from 'node:fs';
+import { close, closeSync, fstat, fstatSync, open, stat, write, writeSync } from 'node:fs';
+import { openFileTarget, stdoutTarget, type LineTarget } from './line-target.js';
 import type { Logger } from './logger.js';
 import { ThrottledWarning } from './throttled-warning.js';
 
-/** Bytes a pipe takes in one atomic write (POSIX PIPE_BUF on Linux). */
-export const PIPE_BUF = 4096;
-
-/** Bytes of whole lines written to a file at once (O_APPEND makes each write atomic). */
-const FILE_CHUNK = 64 * 1024;
+export { PIPE_BUF } from './line-target.js';
 
 /** How often a file's path is compared with the open file (a rename or delete by logrotate). */
 const INODE_CHECK_MS = 1_000;
@@ -16,22 +13,6 @@ const EAGAIN_RETRY_MS = 5;
 
 /** How long lines wait for others to share their write, unless a chunk is full sooner. */
 const FLUSH_DELAY_MS = 10;
-
-/**
- * The descriptor stdout lines are written to. A pipe is opened again through
- * /proc as a description of our own in non-blocking mode: a write to a pipe
- * nobody reads then says EAGAIN instead of holding a thread-pool thread, which
- * would keep the process from exiting. Lines of at most PIPE_BUF stay atomic.
- * Anything else (a file, a terminal, a socket) is written through fd 1.
- */
-function stdoutDescriptor(): number {
-  try {
-    if (fstatSync(1).isFIFO()) return openSync('/proc/self/fd/1', constants.O_WRONLY | constants.O_NONBLOCK);
-  } catch {
-    // No /proc, or it refuses: fd 1 as it is.
-  }
-  return 1;
-}
 
 /** Errors after which stdout will never take another line. */
 const BROKEN = new Set(['EPIPE', 'EBADF', 'ECONNRESET']);
@@ -59,21 +40,22 @@ export interface LineWriterOptions {
 }
 
 /**
- * Writes whole ASCII lines (each ending in `\n`) asynchronously, one write in
- * flight at a time, so that a slow disk or a stalled reader never blocks the
- * process. Lines queued meanwhile go out together in chunks of whole lines: at
- * most PIPE_BUF bytes on stdout, where writes of several processes sharing a
- * pipe interleave only between atomic writes; larger to a file opened with
- * O_APPEND, where every write lands whole at the end. Past `maxBufferBytes`
- * lines are dropped and counted, never queued without bound. A file is opened
- * again on `reopen()` and when its path no longer names the open file.
+ * Writes whole ASCII lines (each ending in `\n`) asynchronously, so that a
+ * slow disk or a stalled reader never blocks the process. Lines are copied
+ * into chunks as they come; a chunk is written when it is full, or
+ * FLUSH_DELAY_MS after its first line, so that one write carries the lines of
+ * many requests. How a chunk is written depends on the target (line-target.ts):
+ * from the thread pool, one write in flight at a time, or on the event loop to
+ * a non-blocking pipe. Past `maxBufferBytes` lines are dropped and counted,
+ * never queued without bound. A file is opened again on `reopen()` and when
+ * its path no longer names the open file.
  */
 export class LineWriter {
   readonly #options: LineWriterOptions;
   readonly #chunkLimit: number;
   readonly #dropWarning: ThrottledWarning;
   readonly #reopenWarning: ThrottledWarning;
-  #fd: number;
+  #target: LineTarget;
   #ino = 0;
   #dev = 0;
   /** Full chunks waiting for their write, oldest first. */
@@ -86,30 +68,41 @@ export class LineWriter {
   #bytes = 0;
   /** The rest of a chunk a write took only part of (or that must be tried again), written before the queue. */
   #carry: Chunk | null = null;
+  /** A write is in flight on the thread pool (or a reopen). */
   #busy = false;
-  #scheduled = false;
+  #timer: NodeJS.Timeout | null = null;
+  #immediate = false;
   /** Why the file is to be opened again (null: it is not). */
   #reopenWanted: 'signal' | 'moved' | null = null;
   #broken = false;
+  /** close() was called: what is left is written at once, without waiting for chunks to fill. */
+  #closing = false;
   #closed = false;
   #dropped = 0;
   #idle: (() => void)[] = [];
   #watch: NodeJS.Timeout | null = null;
-  readonly #flushNow = (): void => this.#flush();
+  readonly #onTimer = (): void => {
+    this.#timer = null;
+    this.#flush(true);
+  };
+  readonly #onImmediate = (): void => {
+    this.#immediate = false;
+    this.#flush(false);
+  };
 
-  private constructor(options: LineWriterOptions, fd: number) {
+  private constructor(options: LineWriterOptions, target: LineTarget) {
     this.#options = options;
-    this.#fd = fd;
-    this.#chunkLimit = options.target === 'stdout' ? PIPE_BUF : FILE_CHUNK;
+    this.#target = target;
+    this.#chunkLimit = target.chunkBytes;
     this.#dropWarning = new ThrottledWarning(options.logger, 'access log is falling behind or cannot be written: lines dropped (meridian_access_log_dropped_total)');
     this.#reopenWarning = new ThrottledWarning(options.logger, 'access log cannot be reopened; writing on to the file already open');
   }
 
   /** Opens the target (a file for appending, created when missing); throws the open error when it cannot. */
   static open(options: LineWriterOptions): LineWriter {
-    if (options.target === 'stdout') return new LineWriter(options, stdoutDescriptor());
-    const writer = new LineWriter(options, openSync(options.target, 'a', 0o644));
-    const st = fstatSync(writer.#fd);
+    if (options.target === 'stdout') return new LineWriter(options, stdoutTarget());
+    const writer = new LineWriter(options, openFileTarget(options.target));
+    const st = fstatSync(writer.#target.fd);
     writer.#ino = st.ino;
     writer.#dev = st.dev;
     writer.#watch = setInterval(() => writer.#checkPath(), INODE_CHECK_MS);
@@ -134,11 +127,14 @@ export class LineWriter {
       return;
     }
     this.#append(line);
-    if (!this.#busy && !this.#scheduled) {
-      // A short wait gathers the lines of many requests into one write (one syscall, one trip to the thread pool).
-      this.#scheduled = true;
-      if (this.#bytes >= this.#chunkLimit) setImmediate(this.#flushNow);
-      else setTimeout(this.#flushNow, FLUSH_DELAY_MS).unref();
+    if (this.#busy || this.#immediate) return;
+    if (this.#queue.length > 0) {
+      // A chunk is full: written in this turn's wake, not with the request it came from.
+      this.#immediate = true;
+      setImmediate(this.#onImmediate);
+    } else if (this.#timer === null) {
+      this.#timer = setTimeout(this.#onTimer, FLUSH_DELAY_MS);
+      this.#timer.unref();
     }
   }
 
@@ -166,64 +162,113 @@ export class LineWriter {
 
   /** Opens the file again between two writes (logrotate moved it away and signalled); nothing for stdout. */
   reopen(reason: 'signal' | 'moved' = 'signal'): void {
-    if (this.#options.target === 'stdout' || this.#closed) return;
+    if (this.#options.target === 'stdout' || this.#closing) return;
     this.#reopenWanted = reason;
-    if (!this.#busy) this.#flush();
+    if (!this.#busy) this.#flush(false);
   }
 
   /** Writes what is queued (for at most `timeoutMs`), then closes the file; later lines are dropped. */
   async close(timeoutMs: number): Promise<void> {
     if (this.#watch !== null) clearInterval(this.#watch);
     this.#watch = null;
+    this.#closing = true;
+    if (!this.#busy) this.#flush(true);
     if (this.#busy || this.#pending()) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([new Promise<void>((resolve) => this.#idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
       clearTimeout(timer);
     }
     this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
     // Whatever the deadline left behind is counted as dropped, not written later.
     this.#seal();
     const left = this.#queue.reduce((sum, c) => sum + c.lines, 0) + (this.#carry?.lines ?? 0);
     this.#queue = [];
     this.#carry = null;
+    this.#bytes = 0;
     if (left > 0) this.#drop(left);
-    if (this.#options.target !== 'stdout' && !this.#busy) closeSync(this.#fd);
+    if (!this.#busy) this.#closeTarget();
+  }
+
+  #closeTarget(): void {
+    if (this.#target.owned) closeSync(this.#target.fd);
   }
 
   #pending(): boolean {
     return this.#carry !== null || this.#queue.length > 0 || this.#used > 0;
   }
 
-  #flush(): void {
-    this.#scheduled = false;
-    if (this.#busy) return;
+  /** The next chunk to write: a carried rest, a full chunk, or (when `partial`) the chunk still filling. */
+  #next(partial: boolean): Chunk | null {
+    const carry = this.#carry;
+    if (carry !== null) {
+      this.#carry = null;
+      return carry;
+    }
+    if (this.#queue.length === 0 && (partial || this.#closing)) this.#seal();
+    return this.#queue.shift() ?? null;
+  }
+
+  /**
+   * Writes what is due: full chunks, and the filling one too when `partial`
+   * (its delay is over, or the writer is closing). A filling chunk left behind
+   * gets its timer.
+   */
+  #flush(partial: boolean): void {
+    if (this.#busy || this.#closed) return;
     if (this.#reopenWanted !== null) {
       this.#reopenFile(this.#reopenWanted);
       return;
     }
-    let chunk = this.#carry;
-    this.#carry = null;
-    if (chunk === null) {
-      if (this.#queue.length === 0) this.#seal();
-      chunk = this.#queue.shift() ?? null;
-      if (chunk === null) {
-        for (const resolve of this.#idle.splice(0)) resolve();
-        return;
-      }
-    }
-    this.#busy = true;
-    const taken = chunk;
-    write(this.#fd, taken.bytes, 0, taken.bytes.length, null, (err, written) => this.#written(taken, err, written));
+    if (this.#target.kind === 'pipe') this.#writePipe(partial);
+    else this.#writeAsync(partial);
   }
 
-  #written(chunk: Chunk, err: NodeJS.ErrnoException | null, written: number): void {
-    this.#busy = false;
+  /** One chunk from the thread pool; the next follows when it is done. */
+  #writeAsync(partial: boolean): void {
+    const chunk = this.#next(partial);
+    if (chunk === null) {
+      this.#settle();
+      return;
+    }
+    this.#busy = true;
+    write(this.#target.fd, chunk.bytes, 0, chunk.bytes.length, null, (err, written) => {
+      this.#busy = false;
+      if (this.#closed) {
+        this.#closeTarget();
+        return;
+      }
+      if (this.#wrote(chunk, err, written)) this.#flush(false);
+    });
+  }
+
+  /** Every due chunk, on the event loop, until the pipe is full (EAGAIN: tried again shortly). */
+  #writePipe(partial: boolean): void {
+    for (let chunk = this.#next(partial); chunk !== null; chunk = this.#next(partial)) {
+      let written = 0;
+      let error: NodeJS.ErrnoException | null = null;
+      try {
+        written = writeSync(this.#target.fd, chunk.bytes, 0, chunk.bytes.length);
+      } catch (err) {
+        error = err as NodeJS.ErrnoException;
+      }
+      if (!this.#wrote(chunk, error, written)) return;
+    }
+    this.#settle();
+  }
+
+  /**
+   * Accounts for one write: a rest is carried, an error drops the chunk's
+   * lines. Returns whether to go on writing (false: wait for the retry timer).
+   */
+  #wrote(chunk: Chunk, err: NodeJS.ErrnoException | null, written: number): boolean {
     if (err !== null) {
       if (err.code === 'EAGAIN' && !this.#closed) {
-        // stdout shared with a process that made it non-blocking, and the reader is behind: try the same bytes again.
+        // The pipe is full (its reader is behind): the same bytes again shortly.
         this.#carry = chunk;
-        setTimeout(this.#flushNow, EAGAIN_RETRY_MS).unref();
-        return;
+        this.#retryLater();
+        return false;
       }
       this.#bytes -= chunk.bytes.length;
       this.#release(chunk);
@@ -231,19 +276,32 @@ export class LineWriter {
       this.#dropWarning.note({ err: err.message, target: this.#options.target });
       if (this.#options.target === 'stdout' && err.code !== undefined && BROKEN.has(err.code)) this.#abandon();
     } else if (written < chunk.bytes.length) {
-      // Only a file does this (a full disk): the rest goes next, still appended whole.
+      // A full disk, or a pipe taking part of a line longer than PIPE_BUF: the rest goes next.
       this.#bytes -= written;
       this.#carry = { bytes: chunk.bytes.subarray(written), lines: chunk.lines, base: chunk.base };
     } else {
       this.#bytes -= written;
       this.#release(chunk);
     }
-    if (this.#closed && !this.#pending()) {
-      if (this.#options.target !== 'stdout') closeSync(this.#fd);
-      for (const resolve of this.#idle.splice(0)) resolve();
+    return true;
+  }
+
+  #retryLater(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.#onTimer, EAGAIN_RETRY_MS);
+    this.#timer.unref();
+  }
+
+  /** Nothing due is left: a filling chunk waits for its timer; with nothing at all, close() hears of it. */
+  #settle(): void {
+    if (this.#used > 0) {
+      if (this.#timer === null) {
+        this.#timer = setTimeout(this.#onTimer, FLUSH_DELAY_MS);
+        this.#timer.unref();
+      }
       return;
     }
-    this.#flush();
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   /** Keeps a written chunk's buffer for the next lines (chunk-sized ones, a few at most). */
@@ -269,11 +327,11 @@ export class LineWriter {
         this.#busy = false;
         // The old file takes the lines meanwhile; the path is tried again at the next check.
         this.#reopenWarning.note({ err: err.message, path: this.#options.target });
-        this.#flush();
+        this.#flush(false);
         return;
       }
-      const old = this.#fd;
-      this.#fd = fd;
+      const old = this.#target.fd;
+      this.#target = { ...this.#target, fd };
       fstat(fd, (statErr, st) => {
         if (statErr === null) {
           this.#ino = st.ino;
@@ -282,7 +340,8 @@ export class LineWriter {
         close(old, () => undefined);
         this.#options.logger.info({ path: this.#options.target, reason }, 'access log reopened');
         this.#busy = false;
-        this.#flush();
+        if (this.#closed) this.#closeTarget();
+        else this.#flush(false);
       });
     });
   }
@@ -290,7 +349,7 @@ export class LineWriter {
   #checkPath(): void {
     if (this.#reopenWanted !== null) return;
     stat(this.#options.target, (err, st) => {
-      if (this.#closed) return;
+      if (this.#closing) return;
       if (err !== null || st.ino !== this.#ino || st.dev !== this.#dev) this.reopen('moved');
     });
   }

@@ -43,11 +43,15 @@ export function accessLogPart(config: StaticConfig, metrics: Metrics, logger: Lo
   } catch (err) {
     throw openError(target, err);
   }
+  const log = new AccessLog(writer, config.log.successSample);
   return {
     name: 'access log',
-    log: new AccessLog(writer, config.log.successSample),
+    log,
     start: () => undefined,
-    stop: () => writer.close(FLUSH_TIMEOUT_MS),
+    stop: () => {
+      log.flush();
+      return writer.close(FLUSH_TIMEOUT_MS);
+    },
     reopen: () => writer.reopen(),
   };
 }
