@@ -2,7 +2,7 @@
  * Meridian's architecture rules, checked by `npm test` (npm run check:deps):
  * no import cycles, not even of types, and folders depend downward only.
  * Layers, lowest first: net, observability -> config -> geo, health -> routing
- * -> proxy, dns -> store -> acme -> admin -> main, lifecycle, cluster, demo, cli.
+ * -> proxy, dns -> store -> acme, rollout -> admin -> main, lifecycle, cluster, demo, cli.
  */
 const LAYERS = [
   ['net', 'observability'],
@@ -11,7 +11,7 @@ const LAYERS = [
   ['routing'],
   ['proxy', 'dns'],
   ['store'],
-  ['acme'],
+  ['acme', 'rollout'],
   ['admin'],
   ['demo', 'main.ts', 'lifecycle.ts', 'cluster', 'cli', 'cli.ts'],
 ];

@@ -16,6 +16,7 @@ const COMMANDS: Readonly<Record<string, (argv: readonly string[]) => Promise<num
   drain: async (argv) => (await import('./cli/drain.js')).drainCommand(argv, true),
   undrain: async (argv) => (await import('./cli/drain.js')).drainCommand(argv, false),
   status: async (argv) => (await import('./cli/status.js')).statusCommand(argv),
+  rollout: async (argv) => (await import('./cli/rollout.js')).rolloutCommand(argv),
   ready: async (argv) => (await import('./cli/ready.js')).readyCommand(argv),
 };
 

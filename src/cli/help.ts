@@ -16,6 +16,7 @@ Commands:
   drain      drain a region or an endpoint
   undrain    undrain a region or an endpoint
   status     the fleet: nodes, drained targets, endpoints down (-o json|yaml|table)
+  rollout    canary and blue-green rollouts: start, status, pause, resume, promote, abort
   ready      exit 0 when a running node's /readyz answers 200 (container and exec probes)
 
 Global options:
@@ -108,6 +109,32 @@ Blue-green flip: meridian weights web blue=0 green=100
 Options:
   -o, --output FORMAT      print the result as json or yaml (default: one line)
 ${ETCD_FLAGS_HELP}`,
+  rollout: `Usage: meridian rollout start SERVICE --to VERSION [--from VERSION] [--steps 1,5,25,50,100]
+                 [--hold 5m] [--min-requests 100] [--max-error-ratio 2] [--max-error-rate 0.05]
+                 [--max-latency-ratio 1.5] [--latency-margin 5ms] [--per-region] [etcd options]
+       meridian rollout status SERVICE [-o json|yaml|table] [etcd options]
+       meridian rollout pause|resume|promote|abort SERVICE [etcd options]
+
+A rollout moves SERVICE's split from one version to another in steps (the
+to-version's percent; blue-green: --steps 100). Each step holds for --hold and
+needs --min-requests to the to-version before its gates are judged: the
+to-version's error rate (5xx and Meridian's own errors) at most --max-error-ratio
+times the from-version's and at most --max-error-rate, its p99 at most
+--max-latency-ratio times the from-version's (or within --latency-margin of it).
+A failed gate rolls back to the from-version at once. The rollout is stored at
+<prefix>rollouts/SERVICE; every command writes it (and the service's weights,
+when they move) in one compare-and-swap transaction.
+
+  start     write the rollout and give the to-version its first step's weight
+            (--from defaults to the version holding the most weight now)
+  status    state, step, time left in the step, the baseline, the last transitions
+  pause     keep the weights where they are; nothing advances or rolls back
+  resume    the step's weights again, and the step starts over (its hold from now)
+  promote   skip to the end: the to-version takes 100 %
+  abort     roll back: the from-version takes 100 %
+
+Options:
+${OUTPUT_FLAG_HELP}${ETCD_FLAGS_HELP}`,
   drain: `Usage: meridian drain|undrain region|endpoint NAME [etcd options]
        (regions and endpoints are accepted too)
 
