@@ -21,6 +21,7 @@ import type { AcmeRenewer } from './acme/renewer.js';
 import { AcmeChallenges } from './proxy/acme-challenges.js';
 import { makePlaceholderPem, type PemPair } from './proxy/placeholder-certificate.js';
 import { accessLogPart } from './proxy/access-part.js';
+import { rolloutPart } from './rollout/part.js';
 
 /** Options of a Meridian instance besides its static configuration. */
 export interface StartOptions {
@@ -67,7 +68,8 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const challenges = config.proxy.tls?.acme === undefined ? null : new AcmeChallenges();
   const placeholder: PemPair | null = config.proxy.tls?.certificates.length === 0 ? await makePlaceholderPem() : null;
   const proxyConfig = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
-  const proxy = new ProxyServer({ ...proxyConfig, accessLog: access.log });
+  const rollouts = rolloutPart(config, metrics, logger);
+  const proxy = new ProxyServer({ ...proxyConfig, accessLog: access.log, ...(rollouts === null ? {} : { outcomes: rollouts.recorder }) });
   const certificates = proxyConfig.tls?.certificates;
   acme =
     challenges === null || certificates === undefined
@@ -76,8 +78,8 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const dns = config.dns === undefined ? null : new DnsServer(config.dns, { tables: applier, health, locator, metrics, logger });
   const admin = new AdminServer({ listen: config.admin.listen, token: config.admin.token, protectMetrics: config.admin.protectMetrics, config, applier, metrics, logger, isDraining: () => proxy.draining, reload: () => source.reload(),
     storeState: () => source.state(),
-    partsState: () => ({ ...(dns === null ? {} : { dns: dns.state() }), ...(geo.state() === null ? {} : { geo: geo.state() }), ...(config.proxy.tls === undefined ? {} : { tls: { ...proxy.tlsState(), ...(acme === null ? {} : { acme: acme.state() }) } }) }),
-    partErrors: () => [...proxy.tlsProblems(), ...(acme?.problems() ?? [])],
+    partsState: () => ({ ...(rollouts === null ? {} : { rollouts: rollouts.state() }), ...(dns === null ? {} : { dns: dns.state() }), ...(geo.state() === null ? {} : { geo: geo.state() }), ...(config.proxy.tls === undefined ? {} : { tls: { ...proxy.tlsState(), ...(acme === null ? {} : { acme: acme.state() }) } }) }),
+    partErrors: () => [...proxy.tlsProblems(), ...(acme?.problems() ?? []), ...(rollouts?.errors() ?? [])],
   });
   const bound: { proxy?: AddressInfo; admin?: AddressInfo; dns?: AddressInfo; tls?: AddressInfo | null } = {};
   const { shutdownDelay: delayMs, shutdownTimeout: timeoutMs } = config.proxy;
@@ -103,6 +105,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
     { name: 'health checks', start: () => undefined, stop: () => health.close() },
     { name: 'TLS ticket keys', start: () => proxyConfig.tls?.ticketKeys.startRotating(), stop: () => proxyConfig.tls?.ticketKeys.stop() },
     source,
+    { name: 'rollouts', start: () => rollouts?.start(), stop: () => rollouts?.stop() },
     {
       name: 'GeoDNS listener',
       async start() {

@@ -2,8 +2,9 @@ import type { Etcd3 } from 'etcd3';
 import { formatDuration, parseDurationMs } from '../config/duration.js';
 import { ConfigError } from '../config/issues.js';
 import { isActive, type RolloutSpec } from '../config/rollout-schema.js';
-import { applyMove, commandMove, decide, type Command, type Move } from '../rollout/machine.js';
-import { editRollout, parseRollout, readRollout, rolloutKey, withWeights, type StoredRollout } from '../store/rollout-writer.js';
+import { commandMove, decide, type Command, type Move } from '../rollout/machine.js';
+import { moveEdit } from '../rollout/moves.js';
+import { editRollout, parseRollout, readRollout, rolloutKey, type StoredRollout } from '../store/rollout-writer.js';
 import type { StoredKey } from '../store/etcd-writer.js';
 import { parseFlags, UsageError } from './args.js';
 import { ETCD_FLAGS } from './etcd-flags.js';
@@ -76,12 +77,6 @@ function currentVersion(stored: StoredKey, to: string): string | undefined {
   return versions.filter((v) => v !== to).sort((a, b) => (weights[b] ?? 0) - (weights[a] ?? 0))[0];
 }
 
-/** The rollout JSON with a move's status, and the service with its weights when the move sets them. */
-function written(service: string, raw: Record<string, unknown>, spec: RolloutSpec, stored: StoredKey, move: Move): { rollout: Record<string, unknown>; service?: Record<string, unknown> } {
-  const rollout = { ...raw, status: applyMove(spec.status, move, new Date()) };
-  return move.weights === null ? { rollout } : { rollout, service: withWeights(service, stored, spec.from, spec.to, move.weights) };
-}
-
 async function start(client: Etcd3, prefix: string, service: string, values: Record<string, string | boolean | undefined>): Promise<string> {
   const to = values.to as string | undefined;
   if (to === undefined) throw new UsageError('start needs --to VERSION');
@@ -97,7 +92,7 @@ async function start(client: Etcd3, prefix: string, service: string, values: Rec
     const raw = startSpec(values, from as string, to);
     const { spec } = parseRollout(rolloutKey(prefix, service), JSON.stringify(raw));
     const move = decide({ service, spec, rolloutRevision: 0, serviceRevision: 0 }, null, Date.now()) as Move;
-    return written(service, raw, spec, stored, move);
+    return moveEdit(service, raw, spec, stored, move);
   });
   return `rollout of ${service} started: ${rollout.from} -> ${rollout.to}, steps ${rollout.steps.join(',')} %, hold ${formatDuration(rollout.hold)}; ${rollout.to} takes ${rollout.steps[0]} %\n`;
 }
@@ -107,7 +102,7 @@ async function command(client: Etcd3, prefix: string, service: string, what: Com
     if (current === null) throw new ConfigError([{ path: rolloutKey(prefix, service), message: `no rollout of ${service}` }]);
     const move = commandMove(current.spec, what);
     if (typeof move === 'string') throw new ConfigError([{ path: current.key, message: move }]);
-    return written(service, current.raw, current.spec, stored, move);
+    return moveEdit(service, current.raw, current.spec, stored, move);
   });
   return `rollout of ${service}: ${rollout.status?.reason ?? what}\n`;
 }

@@ -184,6 +184,9 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
   const { admin: adminAddress, proxy: proxyAddress, dns: dnsAddress = null, tls: tlsAddress = null } = bound;
   if (adminAddress === undefined || proxyAddress === undefined) throw new Error('the listeners started without an address');
   logger.info({ proxy: proxyAddress, ...(tlsAddress === null ? {} : { tls: tlsAddress }), admin: adminAddress, node: config.node.name, store: origin, workers: workers.listening, sharing }, 'meridian started');
+  if (config.store.etcd !== undefined) {
+    logger.warn({ workers: workers.listening }, 'rollouts are counted and led only by nodes with proxy.workers: 1 for now; this node serves rollout weights but takes no part in judging them');
+  }
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     draining = true;

@@ -7,11 +7,18 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export class EtcdMetrics {
   readonly connected: Gauge;
   readonly keysRejected: Gauge;
+  readonly rolloutTransitions: Counter<'service' | 'result'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
     this.connected = new Gauge({ name: 'meridian_etcd_connected', help: 'Whether the etcd store is connected (1) or not (0).', registers, aggregator: 'max' });
     this.keysRejected = new Gauge({ name: 'meridian_etcd_keys_rejected', help: 'etcd keys whose current value is rejected (their last valid version stays in force).', registers, aggregator: 'max' });
+    this.rolloutTransitions = new Counter({
+      name: 'meridian_rollout_transitions_total',
+      help: 'Rollout transitions (started, advanced, paused, resumed, promoted, succeeded, failed, aborted), counted by the node leading rollouts when it saw them: sum over nodes.',
+      labelNames: ['service', 'result'],
+      registers,
+    });
   }
 }
 

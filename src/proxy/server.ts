@@ -25,6 +25,7 @@ import { handleConnect, UpgradeProxy } from './upgrade.js';
 import type { AccessLog } from './access-log.js';
 import { AccessRecorder } from './access-records.js';
 import type { AcmeChallenges } from './acme-challenges.js';
+import type { OutcomeSink } from './outcomes.js';
 
 /** The TLS listener's settings, with its certificates loaded. */
 export interface ProxyTlsOptions {
@@ -60,6 +61,8 @@ export interface ProxyOptions extends ResolverOptions {
   readonly passive?: PassiveSink;
   /** A line per request and upgraded connection; null or absent when `log.access` is off. */
   readonly accessLog?: AccessLog | null;
+  /** Where exchanges' outcomes are counted for rollouts; absent: nowhere. */
+  readonly outcomes?: OutcomeSink;
   readonly logger: Logger;
 }
 
@@ -377,7 +380,9 @@ export class ProxyServer implements ExchangeHost {
       series = this.#options.metrics.series({ route: route.name, service: ep.service, version: ep.version, region: ep.region.name });
       route.series.set(ep.seriesKey, series);
     }
-    series.observe(status, (performance.now() - exchange.startedAt) / 1000);
+    const seconds = (performance.now() - exchange.startedAt) / 1000;
+    series.observe(status, seconds);
+    this.#options.outcomes?.record(ep.service, ep.version, ep.region.name, status >= 500, seconds * 1000);
     // Request trailers cannot be sent upstream (undici writes none): counted so that dropping them is seen.
     if (exchange.req.rawTrailers.length !== 0) this.#options.metrics.requestTrailersDropped.inc();
     if (error !== null) {
