@@ -69,7 +69,7 @@ export async function startMeridian(config: StaticConfig, options: StartOptions 
   const placeholder: PemPair | null = config.proxy.tls?.certificates.length === 0 ? await makePlaceholderPem() : null;
   const proxyConfig = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
   const rollouts = rolloutPart(config, metrics, logger);
-  const proxy = new ProxyServer({ ...proxyConfig, accessLog: access.log, ...(rollouts === null ? {} : { outcomes: rollouts.recorder }) });
+  const proxy = new ProxyServer({ ...proxyConfig, accessLog: access.log, ...(rollouts === null || rollouts.recorder === null ? {} : { outcomes: rollouts.recorder }) });
   const certificates = proxyConfig.tls?.certificates;
   acme =
     challenges === null || certificates === undefined

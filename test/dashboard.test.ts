@@ -187,6 +187,18 @@ t.test('etcd mode: the fleet and a held-back key', async (t) => {
   t.same(nodes, ['edge-nyc-1', 'test-node'], 'this node and the other one');
   t.equal(await textOf(page, '#fleet tr[data-node="edge-nyc-1"] td:nth-child(4)'), '1/1');
   t.equal(await textOf(page, '#node-source'), 'etcd');
+  // A paused rollout (nothing moves it) and a rollout key that is no rollout.
+  const status = { state: 'paused', step: 0, stepStartedAt: new Date().toISOString(), reason: 'paused by an operator', history: [] };
+  await client.put(`${prefix}rollouts/web`).value(JSON.stringify({ from: 'stable', to: 'canary', steps: [10, 100], status }));
+  await client.put(`${prefix}rollouts/api`).value('{"from": "a"');
+  const row = await waitFor(async () => textOf(page, '#rollouts tr[data-rollout="web"]'), 'the rollout row', 10_000, 100);
+  t.match(row, /stable → canary/);
+  t.match(row, /paused/);
+  t.match(row, /1\/2 · 10 %/);
+  t.match(row, /paused by an operator/);
+  const broken = await waitFor(async () => ((await textOf(page, '#errors')) ?? '').includes('/meridian/rollouts/api') && textOf(page, '#errors'), 'the broken rollout key among the problems', 10_000, 100);
+  t.match(broken, /not valid JSON/);
+  await client.delete().key(`${prefix}rollouts/api`);
   await client.put(`${prefix}services/web`).value('{"versions": {}}');
   const refused = await waitFor(async () => ((await textOf(page, '#history li.rejected')) ?? '').includes('/meridian/services/web') && textOf(page, '#history li.rejected'), 'the held-back key in the history', 10_000, 100);
   t.match(refused, /rejected etcd/);

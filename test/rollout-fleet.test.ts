@@ -1,10 +1,13 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import t, { type Test } from 'tap';
 import { getJson, send } from './helpers/client.js';
 import { startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { startTestMeridian, type TestMeridian } from './helpers/meridian.js';
 import { waitFor } from './helpers/poll.js';
-import { runCli } from './helpers/process.js';
+import { runCli, spawnMeridian } from './helpers/process.js';
 import { startTraffic, type Traffic } from './helpers/traffic.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
 
@@ -48,6 +51,21 @@ async function fleet(t: Test): Promise<{ etcd: TestEtcd; client: Etcd3; stable: 
   return { etcd, client, stable, canary, nodes, traffic, rollout, weights };
 }
 
+/** Waits for the rollout to end (succeeded, failed or aborted) and returns it; the test then says which end it expected. */
+async function ended(f: { rollout: () => Promise<Stored> }, timeoutMs = 40_000): Promise<Stored> {
+  return waitFor(async () => {
+    const r = await f.rollout();
+    return ['succeeded', 'failed', 'aborted'].includes(r.status?.state ?? '') ? r : null;
+  }, 'the rollout to end', timeoutMs, 100);
+}
+
+/**
+ * For tests of how a rollout moves rather than of its latency gate: both
+ * versions answer alike, but on a loaded machine the p99 of a few dozen
+ * requests swings by more than the default 10 ms margin.
+ */
+const FLOW = ['--latency-margin', '50ms'];
+
 function start(etcd: TestEtcd, ...flags: string[]): Promise<{ code: number | null; stderr: string }> {
   return runCli(['rollout', 'start', 'web', '--to', 'canary', ...flags, '--etcd', etcd.url]);
 }
@@ -64,9 +82,10 @@ async function leaderOf(nodes: readonly TestMeridian[]): Promise<TestMeridian> {
 
 t.test('a healthy canary walks every step to 100 % and succeeds; transitions are counted and shown', async (t) => {
   const f = await fleet(t);
-  const started = await start(f.etcd, '--steps', '10,50,100', '--hold', '2s', '--min-requests', '30');
+  const started = await start(f.etcd, '--steps', '10,50,100', '--hold', '2s', '--min-requests', '30', ...FLOW);
   t.equal(started.code, 0, started.stderr);
-  const done = await waitFor(async () => ((await f.rollout()).status?.state === 'succeeded' ? f.rollout() : null), 'the rollout to succeed', 40_000, 200);
+  const done = await ended(f);
+  t.equal(done.status?.state, 'succeeded', done.status?.reason ?? '');
   t.same(
     done.status?.history.map((h) => `${h.result}@${h.step}`),
     ['started@0', 'advanced@1', 'advanced@2', 'succeeded@2'],
@@ -109,9 +128,10 @@ t.test('a canary answering 5 % 500s is rolled back as soon as its minimum reques
       res.writeHead(500, { 'content-type': 'text/plain' }).end('boom\n');
     } else res.writeHead(200, { 'content-type': 'text/plain' }).end('canary\n');
   });
-  const started = await start(f.etcd, '--steps', '20,100', '--hold', '1m', '--min-requests', '100');
+  const started = await start(f.etcd, '--steps', '20,100', '--hold', '1m', '--min-requests', '100', ...FLOW);
   t.equal(started.code, 0, started.stderr);
-  const failed = await waitFor(async () => ((await f.rollout()).status?.state === 'failed' ? f.rollout() : null), 'the rollback', 40_000, 50);
+  const failed = await ended(f);
+  t.equal(failed.status?.state, 'failed', failed.status?.reason ?? '');
   const rolledBack = Date.parse(failed.status?.history.at(-1)?.at ?? '');
   t.match(failed.status?.reason, /error rate .* above/);
   t.same(await f.weights(), { stable: 100, canary: 0 });
@@ -134,14 +154,15 @@ t.test('a slow canary (p99 3x stable) is rolled back', async (t) => {
   f.canary.handle((_req, res) => setTimeout(() => res.writeHead(200).end('canary\n'), 60));
   const started = await start(f.etcd, '--steps', '30,100', '--hold', '1m', '--min-requests', '60');
   t.equal(started.code, 0, started.stderr);
-  const failed = await waitFor(async () => ((await f.rollout()).status?.state === 'failed' ? f.rollout() : null), 'the rollback', 40_000, 100);
+  const failed = await ended(f);
+  t.equal(failed.status?.state, 'failed', failed.status?.reason ?? '');
   t.match(failed.status?.reason, /p99 \d+(\.\d+)? ms above 1.5 x the from-version's/);
   t.same(await f.weights(), { stable: 100, canary: 0 });
 });
 
 t.test('the leader dies mid-rollout: the other node goes on from the same step', async (t) => {
   const f = await fleet(t);
-  const started = await start(f.etcd, '--steps', '10,50,100', '--hold', '3s', '--min-requests', '20');
+  const started = await start(f.etcd, '--steps', '10,50,100', '--hold', '3s', '--min-requests', '20', ...FLOW);
   t.equal(started.code, 0, started.stderr);
   await waitFor(async () => ((await f.rollout()).status?.step ?? 0) >= 1, 'the first advance', 30_000, 100);
   const leader = await leaderOf(f.nodes);
@@ -151,7 +172,8 @@ t.test('the leader dies mid-rollout: the other node goes on from the same step',
   await leader.close();
   const other = f.nodes[1 - index] as TestMeridian;
   await waitFor(async () => (await getJson<{ rollouts: { leader: boolean } }>(other.adminPort, '/api/v1/state')).rollouts.leader, 'the other node to lead', 20_000, 100);
-  const done = await waitFor(async () => ((await f.rollout()).status?.state === 'succeeded' ? f.rollout() : null), 'the rollout to succeed', 40_000, 200);
+  const done = await ended(f);
+  t.equal(done.status?.state, 'succeeded', done.status?.reason ?? '');
   const steps = done.status?.history.map((h) => h.step) ?? [];
   t.same(steps, [...steps].sort((a, b) => a - b), 'steps never went back');
   t.ok(steps.filter((s) => s === 0).length === 1, 'the rollout did not start over');
@@ -161,10 +183,11 @@ t.test('the leader dies mid-rollout: the other node goes on from the same step',
 
 t.test('blue-green flips at once and succeeds; the old colour keeps weight 0, ready for the next flip', async (t) => {
   const f = await fleet(t);
-  const started = await start(f.etcd, '--steps', '100', '--hold', '2s', '--min-requests', '30');
+  const started = await start(f.etcd, '--steps', '100', '--hold', '2s', '--min-requests', '30', ...FLOW);
   t.equal(started.code, 0, started.stderr);
   t.same(await f.weights(), { stable: 0, canary: 100 }, 'flipped by start itself');
-  await waitFor(async () => (await f.rollout()).status?.state === 'succeeded', 'success', 30_000, 100);
+  const flipped = await ended(f);
+  t.equal(flipped.status?.state, 'succeeded', flipped.status?.reason ?? '');
   const service = JSON.parse((await f.client.get(`${PREFIX}services/web`).string()) ?? '{}') as { versions: Record<string, unknown> };
   t.ok(service.versions.stable !== undefined, 'stable is still a version of the service');
   const back = await runCli(['rollout', 'start', 'web', '--to', 'stable', '--steps', '100', '--etcd', f.etcd.url]);
@@ -174,12 +197,60 @@ t.test('blue-green flips at once and succeeds; the old colour keeps weight 0, re
 
 t.test('a manual weights edit during a rollout pauses it, with the reason shown', async (t) => {
   const f = await fleet(t);
-  const started = await start(f.etcd, '--steps', '10,50,100', '--hold', '1m', '--min-requests', '20');
+  const started = await start(f.etcd, '--steps', '10,50,100', '--hold', '1m', '--min-requests', '20', ...FLOW);
   t.equal(started.code, 0, started.stderr);
   await leaderOf(f.nodes);
+  // rollout status shows the fleet's figures of the step for both versions.
+  const shown = await waitFor(
+    async () => {
+      const out = (await runCli(['rollout', 'status', 'web', '-o', 'table', '--etcd', f.etcd.url])).stdout;
+      return /2 nodes reporting/.test(out) && /canary [1-9]\d* requests/.test(out) ? out : null;
+    },
+    'figures from both nodes',
+    15_000,
+    200,
+  );
+  t.match(shown, /figures: +canary \d+ requests, 0\.00 % errors, p99 \d+\.\d ms \(this step, 2 nodes reporting\)\n +stable \d+ requests, 0\.00 % errors, p99 \d+\.\d ms/);
+  const json = JSON.parse((await runCli(['rollout', 'status', 'web', '-o', 'json', '--etcd', f.etcd.url])).stdout) as { figures: { nodes: number; to: { requests: number } } };
+  t.ok(json.figures.nodes === 2 && json.figures.to.requests > 0, 'and in its JSON');
   const edit = await runCli(['weights', 'web', 'canary=30', 'stable=70', '--etcd', f.etcd.url]);
   t.equal(edit.code, 0, edit.stderr);
   const paused = await waitFor(async () => ((await f.rollout()).status?.state === 'paused' ? f.rollout() : null), 'the pause', 15_000, 100);
   t.match(paused.status?.reason, /services\/web was changed outside the rollout \(revision \d+\); resume to go on/);
   t.same(await f.weights(), { stable: 70, canary: 30 }, 'the manual weights stay');
+});
+
+t.test('a node with two workers counts in both and takes part like any other', async (t) => {
+  const f = await fleet(t);
+  // The in-process nodes step aside: this node alone serves, leads and counts, in its workers.
+  for (const tr of f.traffic) await tr.stop();
+  for (const m of f.nodes) await m.close();
+  const dir = await mkdtemp(join(tmpdir(), 'meridian-rollout-workers-'));
+  const conf = join(dir, 'meridian.yaml');
+  await writeFile(
+    conf,
+    JSON.stringify({
+      node: { name: 'edge-w' },
+      proxy: { listen: '127.0.0.1:0', workers: 2, debugHeaders: true },
+      admin: { listen: '127.0.0.1:0' },
+      store: { etcd: { endpoints: [f.etcd.url], prefix: PREFIX }, snapshot: join(dir, 'last-good.json') },
+    }),
+  );
+  const proc = await spawnMeridian(['start', '--config', conf]);
+  t.teardown(() => proc.stop());
+  const traffic = startTraffic(proc.proxyPort, { workers: 4 });
+  t.teardown(() => traffic.stop());
+  await waitFor(() => traffic.samples.length > 50, 'traffic through the workers', 10_000);
+  const started = await start(f.etcd, '--steps', '50,100', '--hold', '2s', '--min-requests', '30', ...FLOW);
+  t.equal(started.code, 0, started.stderr);
+  const keys = await waitFor(async () => {
+    const names = await f.client.getAll().prefix(`${PREFIX}rollout-stats/web/`).keys();
+    return names.length > 0 ? names : null;
+  }, 'counts published', 15_000, 100);
+  t.ok(keys.every((k) => /\/rollout-stats\/web\/edge-w\.w\d+$/.test(k)), `each worker publishes its own counts (${keys.join(', ')})`);
+  const done = await ended(f);
+  t.equal(done.status?.state, 'succeeded', done.status?.reason ?? '');
+  t.same(await f.weights(), { stable: 0, canary: 100 });
+  await traffic.stop();
+  t.same(traffic.failures(), [], 'no request failed');
 });

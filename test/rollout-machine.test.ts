@@ -24,7 +24,7 @@ t.test('the schema: defaults, and what it refuses', async (t) => {
   const s = rolloutSchema.parse({ from: 'blue', to: 'green' });
   t.same(s.steps, [1, 5, 25, 50, 100]);
   t.equal(s.hold, 300_000);
-  t.same(s.gates, { maxErrorRatio: 2, maxErrorRate: 0.05, maxLatencyRatio: 1.5, latencyMargin: 5, perRegion: false });
+  t.same(s.gates, { maxErrorRatio: 2, maxErrorRate: 0.05, maxLatencyRatio: 1.5, latencyMargin: 10, perRegion: false });
   const refused = (value: unknown): string[] => {
     const r = rolloutSchema.safeParse(value);
     return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
@@ -52,7 +52,7 @@ t.test('gates', async (t) => {
   t.match(judge(g, 100, { requests: 1000, errors: 50, p99Ms: 20 }, clean), { verdict: 'fail' }, '5 % 500s against none fail');
   t.match(judge(g, 100, { requests: 1000, errors: 0, p99Ms: 60 }, stable), { verdict: 'fail', reason: /p99 60.0 ms above 1.5 x the from-version's 20.0 ms/ }, 'p99 3x fails');
   t.same(judge(g, 100, { requests: 1000, errors: 0, p99Ms: 29 }, stable), { verdict: 'pass' });
-  t.same(judge(g, 100, { requests: 1000, errors: 0, p99Ms: 5.9 }, { errorRate: 0, p99Ms: 1, requests: 500 }), { verdict: 'pass' }, 'within the 5 ms margin, a fast version is not failed for being 5.9x');
+  t.same(judge(g, 100, { requests: 1000, errors: 0, p99Ms: 10.9 }, { errorRate: 0, p99Ms: 1, requests: 500 }), { verdict: 'pass' }, 'within the 10 ms margin, a fast version is not failed for being 10.9x');
 });
 
 t.test('decide: start, hold, advance, succeed', async (t) => {

@@ -275,6 +275,41 @@ function renderFleet(state) {
   document.querySelector('#fleet tbody').replaceChildren(...(rows.length > 0 ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'empty' }, 'no node has published its view'))]));
 }
 
+/** One version's figures of a rollout step: requests, error rate, p99. */
+function stepFigure(f) {
+  if (f === undefined || f === null || f.requests === 0) return '–';
+  const p99 = f.p99Ms === null ? '–' : `${f.p99Ms.toFixed(1)} ms`;
+  return `${f.requests} req, ${formatRatio(f.errors / f.requests)} errors, p99 ${p99}`;
+}
+
+const ROLLOUT_BADGE = { running: 'up', succeeded: 'up', paused: 'drained', failed: 'down', aborted: 'down', starting: 'drained' };
+
+function renderRollouts(state) {
+  const part = state.rollouts;
+  const section = document.getElementById('rollouts-section');
+  const entries = Object.entries(part?.rollouts ?? {});
+  if (part === undefined || part === null || (entries.length === 0 && (part.errors ?? []).length === 0)) {
+    section.hidden = true;
+    return;
+  }
+  section.hidden = false;
+  const rows = entries.map(([service, r]) =>
+    el(
+      'tr',
+      { 'data-rollout': service, 'data-state': r.state },
+      el('td', {}, service),
+      el('td', {}, `${r.from} → ${r.to}`),
+      el('td', {}, badge(ROLLOUT_BADGE[r.state] ?? 'drained', r.state)),
+      el('td', {}, r.step === null ? '–' : `${r.step + 1}/${r.steps.length} · ${r.weight} %`),
+      el('td', {}, stepFigure(r.figures?.to)),
+      el('td', {}, stepFigure(r.figures?.from)),
+      el('td', { class: 'muted' }, r.reason ?? ''),
+      el('td', { class: 'muted' }, formatTime(r.stepStartedAt)),
+    ),
+  );
+  document.querySelector('#rollouts tbody').replaceChildren(...(rows.length > 0 ? rows : [el('tr', {}, el('td', { colspan: 8, class: 'empty' }, 'no rollout'))]));
+}
+
 function showBanner(message) {
   const banner = document.getElementById('banner');
   banner.textContent = message;
@@ -301,6 +336,7 @@ async function poll() {
     renderServices(state, figures);
     renderEndpoints(rows);
     renderChanges(state);
+    renderRollouts(state);
     renderFleet(state);
     showBanner(null);
     document.body.dataset.state = 'live';

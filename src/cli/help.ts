@@ -111,7 +111,7 @@ Options:
 ${ETCD_FLAGS_HELP}`,
   rollout: `Usage: meridian rollout start SERVICE --to VERSION [--from VERSION] [--steps 1,5,25,50,100]
                  [--hold 5m] [--min-requests 100] [--max-error-ratio 2] [--max-error-rate 0.05]
-                 [--max-latency-ratio 1.5] [--latency-margin 5ms] [--per-region] [etcd options]
+                 [--max-latency-ratio 1.5] [--latency-margin 10ms] [--per-region] [etcd options]
        meridian rollout status SERVICE [-o json|yaml|table] [etcd options]
        meridian rollout pause|resume|promote|abort SERVICE [etcd options]
 

@@ -3,6 +3,9 @@ import { formatDuration, parseDurationMs } from '../config/duration.js';
 import { ConfigError } from '../config/issues.js';
 import { isActive, type RolloutSpec } from '../config/rollout-schema.js';
 import { commandMove, decide, type Command, type Move } from '../rollout/machine.js';
+import { readStepFigures } from '../rollout/fleet-figures.js';
+import type { VersionFigures } from '../rollout/gates.js';
+import type { StepFigures } from '../rollout/machine.js';
 import { moveEdit } from '../rollout/moves.js';
 import { editRollout, parseRollout, readRollout, rolloutKey, type StoredRollout } from '../store/rollout-writer.js';
 import type { StoredKey } from '../store/etcd-writer.js';
@@ -108,7 +111,12 @@ async function command(client: Etcd3, prefix: string, service: string, what: Com
 }
 
 /** The status as lines for a person. */
-function statusLines(service: string, r: StoredRollout, nowMs: number): string {
+function figureLine(version: string, f: VersionFigures): string {
+  const rate = f.requests === 0 ? '-' : `${((f.errors / f.requests) * 100).toFixed(2)} %`;
+  return `${version} ${f.requests} requests, ${rate} errors, p99 ${f.p99Ms === null ? '-' : `${f.p99Ms.toFixed(1)} ms`}`;
+}
+
+function statusLines(service: string, r: StoredRollout, nowMs: number, fleet: { figures: StepFigures; nodes: number } | null): string {
   const { spec } = r;
   const status = spec.status;
   const lines = [`rollout of ${service}: ${spec.from} -> ${spec.to}, steps ${spec.steps.join(',')} %`];
@@ -120,6 +128,10 @@ function statusLines(service: string, r: StoredRollout, nowMs: number): string {
     if (status.state === 'running') {
       const left = Math.max(0, Date.parse(status.stepStartedAt) + spec.hold - nowMs);
       lines.push(`hold:     ${formatDuration(spec.hold)}, ${formatDuration(Math.ceil(left / 1000) * 1000)} left; at least ${spec.minRequests} requests to ${spec.to}`);
+    }
+    if (fleet !== null && status.state === 'running') {
+      lines.push(`figures:  ${figureLine(spec.to, fleet.figures.to)} (this step, ${fleet.nodes} node${fleet.nodes === 1 ? '' : 's'} reporting)`);
+      lines.push(`          ${figureLine(spec.from, fleet.figures.from)}`);
     }
     const b = status.baseline;
     if (b !== null) lines.push(`baseline: ${spec.from} ${(b.errorRate * 100).toFixed(2)} % errors, p99 ${b.p99Ms === null ? '-' : `${b.p99Ms.toFixed(1)} ms`} over ${b.requests} requests`);
@@ -134,7 +146,9 @@ async function showStatus(client: Etcd3, prefix: string, service: string, asked:
   const format = outputFormat(asked);
   const r = await readRollout(client, prefix, service);
   if (r === null) throw new ConfigError([{ path: rolloutKey(prefix, service), message: `no rollout of ${service}` }]);
-  return formatDocument(format, { service, key: r.key, revision: r.modRevision, rollout: r.raw }, () => statusLines(service, r, Date.now()));
+  const fleet = await readStepFigures(client, prefix, service, r.spec);
+  const figures = fleet === null ? null : { nodes: fleet.nodes, from: fleet.figures.from, to: fleet.figures.to };
+  return formatDocument(format, { service, key: r.key, revision: r.modRevision, rollout: r.raw, figures }, () => statusLines(service, r, Date.now(), fleet));
 }
 
 /**

@@ -4,6 +4,8 @@ import type { ConfigIssue } from '../config/issues.js';
 import type { HealthView } from '../health/endpoint-health.js';
 import type { PassiveSignal } from '../net/failures.js';
 import type { TableSource } from '../routing/table.js';
+import type { RolloutSpec } from '../config/rollout-schema.js';
+import type { StepReport } from '../rollout/step-stats.js';
 
 /**
  * What a node's primary (the control plane) and its workers (the data plane)
@@ -77,8 +79,14 @@ export interface ReopenLogsMessage {
   readonly type: 'reopen-logs';
 }
 
+/** The rollouts as the primary read them: a worker counts the running ones' steps. */
+export interface RolloutsMessage {
+  readonly type: 'rollouts';
+  readonly rollouts: readonly (readonly [service: string, spec: RolloutSpec])[];
+}
+
 /** Everything the primary sends a worker. */
-export type ToWorker = TableMessage | HealthMessage | ListenMessage | TicketKeysMessage | DrainMessage | MetricsRequest | AcmeMessage | ReopenLogsMessage;
+export type ToWorker = TableMessage | HealthMessage | ListenMessage | TicketKeysMessage | DrainMessage | MetricsRequest | AcmeMessage | ReopenLogsMessage | RolloutsMessage;
 
 /** A worker is up and waits for its table and where to listen. */
 export interface ReadyMessage {
@@ -124,8 +132,14 @@ export interface AcmeAppliedMessage {
   readonly id: number;
 }
 
+/** What a worker counted of each running rollout step (sent once a second while there are any). */
+export interface RolloutReportsMessage {
+  readonly type: 'rollout-reports';
+  readonly reports: readonly StepReport[];
+}
+
 /** Everything a worker sends the primary. */
-export type ToPrimary = ReadyMessage | ListeningMessage | AppliedMessage | PassiveMessage | MetricsReply | AcmeAppliedMessage;
+export type ToPrimary = ReadyMessage | ListeningMessage | AppliedMessage | PassiveMessage | MetricsReply | AcmeAppliedMessage | RolloutReportsMessage;
 
 /** Whether an IPC message is one of the worker protocol's (not prom-client's or Node's own). */
 export function isProtocolMessage<T extends { type: string }>(message: unknown): message is T {

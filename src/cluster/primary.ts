@@ -16,7 +16,7 @@ import type { Registry } from 'prom-client';
 import type { RoutingTable } from '../routing/table.js';
 import { tableSamples } from '../routing/table-samples.js';
 import { TableApplier, type StoreSnapshot } from '../store/applier.js';
-import type { PassiveMessage, TableMessage, ToWorker } from './messages.js';
+import type { PassiveMessage, RolloutsMessage, TableMessage, ToWorker } from './messages.js';
 import { controlRuntime } from './control-runtime.js';
 import { WorkerPool } from './workers.js';
 import { tlsOptions } from '../proxy/options.js';
@@ -27,6 +27,8 @@ import type { AcmeRenewer } from '../acme/renewer.js';
 import { makePlaceholderPem } from '../proxy/placeholder-certificate.js';
 import { AcmeRelay } from './acme-relay.js';
 import { checkAccessLog } from '../proxy/access-part.js';
+import { rolloutPart } from '../rollout/part.js';
+import type { StepReport } from '../rollout/step-stats.js';
 
 /** How many data-plane workers a configuration asks for. */
 export function workerCount(config: StaticConfig): number {
@@ -110,6 +112,16 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
           logger,
         });
   const source = routingSourcePart(config, applier, { parser, logger, metrics, health });
+  // Rollouts: the workers count, the primary publishes their reports and (when it leads) judges.
+  const workerReports = new Map<number, readonly StepReport[]>();
+  let rolloutsMessage: RolloutsMessage | null = null;
+  const rollouts = rolloutPart(config, metrics, logger, {
+    reports: () => [...workerReports.values()].flat(),
+    follow(specs) {
+      rolloutsMessage = { type: 'rollouts', rollouts: [...specs] };
+      workers.broadcast(rolloutsMessage);
+    },
+  });
   let draining = false;
   // /metrics and the traffic document read the same aggregate, so they agree.
   const aggregatedMetrics = async (): Promise<Registry> => aggregateNode(await metrics.registry.getMetricsAsJSON(), pool === null ? [] : await pool.metrics());
@@ -127,8 +139,8 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     metricsJson: async () => (await aggregatedMetrics()).getMetricsAsJSON(),
     reload: () => source.reload(),
     storeState: () => source.state(),
-    partsState: () => ({ workers: pool?.state() ?? [], ...(tls === undefined ? {} : { tls: { ...tlsState(tls), ...(acme === null ? {} : { acme: acme.state() }) } }) }),
-    partErrors: () => [...(tls?.certificates.problems() ?? []), ...(acme?.problems() ?? [])],
+    partsState: () => ({ workers: pool?.state() ?? [], ...(rollouts === null ? {} : { rollouts: rollouts.state() }), ...(tls === undefined ? {} : { tls: { ...tlsState(tls), ...(acme === null ? {} : { acme: acme.state() }) } }) }),
+    partErrors: () => [...(tls?.certificates.problems() ?? []), ...(acme?.problems() ?? []), ...(rollouts?.errors() ?? [])],
   });
   const workers = new WorkerPool({
     count: workerCount(config),
@@ -139,8 +151,12 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     ownSockets: sharing === 'reuseport',
     logger,
     // The health now, not as it was at the swap: flips since then were broadcast before this worker could hear them.
-    initial: () => [...relay.messages(), ...(latest === null ? [] : [{ ...latest, health: health.views() }])],
-    onMessage(_worker, message) {
+    initial: () => [...relay.messages(), ...(latest === null ? [] : [{ ...latest, health: health.views() }]), ...(rolloutsMessage === null ? [] : [rolloutsMessage])],
+    onMessage(worker, message) {
+      if (message.type === 'rollout-reports') {
+        workerReports.set(worker.id, message.reports);
+        return;
+      }
       if (message.type !== 'passive') return;
       const ep = endpointOf(applier.current, message);
       if (ep === undefined) return;
@@ -165,6 +181,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
     { name: 'certificate files', start: () => tls?.certificates.watch(), stop: () => tls?.certificates.close() },
     { name: 'TLS ticket keys', start: () => tls?.ticketKeys.startRotating(), stop: () => tls?.ticketKeys.stop() },
     source,
+    { name: 'rollouts', start: () => rollouts?.start(), stop: () => rollouts?.stop() },
     {
       name: 'workers',
       async start() {
@@ -184,9 +201,7 @@ export async function startPrimary(config: StaticConfig, logger: Logger, sharing
   const { admin: adminAddress, proxy: proxyAddress, dns: dnsAddress = null, tls: tlsAddress = null } = bound;
   if (adminAddress === undefined || proxyAddress === undefined) throw new Error('the listeners started without an address');
   logger.info({ proxy: proxyAddress, ...(tlsAddress === null ? {} : { tls: tlsAddress }), admin: adminAddress, node: config.node.name, store: origin, workers: workers.listening, sharing }, 'meridian started');
-  if (config.store.etcd !== undefined) {
-    logger.warn({ workers: workers.listening }, 'rollouts are counted and led only by nodes with proxy.workers: 1 for now; this node serves rollout weights but takes no part in judging them');
-  }
+
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     draining = true;

@@ -23,6 +23,8 @@ import { AcmeChallenges } from '../proxy/acme-challenges.js';
 import { CertificateError, certificateFromPem } from '../proxy/certificates.js';
 import { makePlaceholderPem } from '../proxy/placeholder-certificate.js';
 import { accessLogPart } from '../proxy/access-part.js';
+import { RolloutRecorder } from '../rollout/recorder.js';
+import { ROLLOUT_INTERVAL_MS } from '../rollout/node-part.js';
 
 /** The worker's end of the IPC channel. */
 function send(message: ToPrimary): void {
@@ -66,7 +68,14 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
   const challenges = tls?.acme === undefined ? null : new AcmeChallenges();
   const placeholder = tls?.certificates.length === 0 ? await makePlaceholderPem() : null;
   const options = proxyOptions(config, { tables: applier, locator, metrics, logger }, challenges === null ? null : { challenges, placeholder });
-  const proxy = new ProxyServer({ ...options, sharing, worker, passive: REMOTE_PASSIVE, accessLog: access.log });
+  // Counts of the running rollouts' steps, sent to the primary once a second (etcd mode only: rollouts live in etcd).
+  const rollouts = config.store.etcd === undefined ? null : new RolloutRecorder();
+  const proxy = new ProxyServer({ ...options, sharing, worker, passive: REMOTE_PASSIVE, accessLog: access.log, ...(rollouts === null ? {} : { outcomes: rollouts }) });
+  const reporting = setInterval(() => {
+    const reports = rollouts?.reports(`${config.node.name}.w${worker}`) ?? [];
+    if (reports.length > 0) send({ type: 'rollout-reports', reports });
+  }, ROLLOUT_INTERVAL_MS);
+  reporting.unref();
   /** Applies what the primary's ACME orders say: a challenge to answer, or a certificate to serve. */
   const acme = (change: AcmeChange): void => {
     if (change.kind === 'http') challenges?.setHttp(change.token, change.keyAuthorization);
@@ -128,6 +137,9 @@ export async function runWorker(config: StaticConfig, logger: Logger, sharing: P
         return listen(message);
       case 'ticket-keys':
         proxy.setTicketKeys(Buffer.from(message.keys));
+        return;
+      case 'rollouts':
+        rollouts?.track(new Map(message.rollouts));
         return;
       case 'reopen-logs':
         access.reopen();

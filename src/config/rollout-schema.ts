@@ -23,7 +23,7 @@ const gatesSchema = z.strictObject({
   /** The to-version's p99 at most this many times the from-version's ... */
   maxLatencyRatio: z.number().min(1).max(1000).default(1.5),
   /** ... unless it is within this margin of it (two fast versions never fail on a millisecond). */
-  latencyMargin: durationMs.default(5),
+  latencyMargin: durationMs.default(10),
   /** Judge every region on its own (a region with too few requests is not judged) instead of the fleet's totals. */
   perRegion: z.boolean().default(false),
 });

@@ -7,9 +7,9 @@ import { OutageLog } from '../observability/outage-log.js';
 import { objectKey } from '../store/etcd-writer.js';
 import { editRollout, parseRollout, type StoredRollout } from '../store/rollout-writer.js';
 import { decide, stepWeights, type Move, type StepFigures } from './machine.js';
+import { readStepFigures, statsPrefix } from './fleet-figures.js';
 import { moveEdit } from './moves.js';
-import type { RolloutRecorder } from './recorder.js';
-import { mergeReports, parseReport } from './step-stats.js';
+import type { StepReport } from './step-stats.js';
 
 /** How often a node publishes its counts. */
 export const ROLLOUT_INTERVAL_MS = 1_000;
@@ -27,12 +27,12 @@ export interface RolloutNodeOptions {
   readonly client: Etcd3;
   readonly prefix: string;
   readonly node: string;
-  /** This process's counts (single process); with workers, the sum of theirs. */
-  readonly reports: RolloutRecorder;
+  /** What the node's processes counted of each running step, one report per process (each published under its own `node` name). */
+  readonly reports: () => readonly StepReport[];
   readonly metrics: EtcdMetrics;
   readonly logger: Logger;
-  /** Told the rollouts whenever they are read (workers count for them too). */
-  readonly onRollouts?: (rollouts: ReadonlyMap<string, RolloutSpec>) => void;
+  /** Told the rollouts whenever they are read: the processes that count follow them. */
+  readonly onRollouts: (rollouts: ReadonlyMap<string, RolloutSpec>) => void;
   readonly intervalMs?: number;
 }
 
@@ -54,9 +54,9 @@ export interface RolloutState {
 class NoMove extends Error {}
 
 /**
- * A node's part in rollouts (etcd mode): every second it publishes what it
- * counted of each running step under its lease
- * (`<prefix>rollout-stats/<service>/<node>`); four times a second it reads the
+ * A node's part in rollouts (etcd mode): every second it publishes what its
+ * processes counted of each running step under its lease
+ * (`<prefix>rollout-stats/<service>/<node>`, `<node>.w<N>` per worker); four times a second it reads the
  * rollouts, and campaigns to lead while there are any. The leader merges
  * every node's counts of a step, runs the gates, and writes each
  * move (rollout and service in one compare-and-swap transaction); when it dies
@@ -188,13 +188,12 @@ export class RolloutNode {
     this.#rollouts = next;
     this.#problems = problems;
     const specs = new Map([...next].map(([service, r]) => [service, r.spec]));
-    this.#o.reports.track(specs);
-    this.#o.onRollouts?.(specs);
+    this.#o.onRollouts(specs);
   }
 
   /** Writes what this node counted of each running step, under its lease. */
   async #publish(): Promise<void> {
-    const reports = this.#o.reports.reports(this.#o.node);
+    const reports = this.#o.reports();
     if (reports.length === 0) return;
     if (this.#lease === null || this.#lease.revoked()) {
       const lease = this.#o.client.lease(LEASE_SECONDS, { autoKeepAlive: true });
@@ -204,7 +203,7 @@ export class RolloutNode {
       this.#lease = lease;
     }
     const lease = this.#lease;
-    await Promise.all(reports.map((r) => lease.put(`${this.#o.prefix}rollout-stats/${r.service}/${this.#o.node}`).value(JSON.stringify(r))));
+    await Promise.all(reports.map((r) => lease.put(`${statsPrefix(this.#o.prefix, r.service)}${r.node}`).value(JSON.stringify(r))));
   }
 
   /** The leader's round: count new transitions, then judge every running rollout. */
@@ -222,11 +221,7 @@ export class RolloutNode {
   }
 
   async #stepFigures(service: string, spec: RolloutSpec): Promise<StepFigures | null> {
-    const status = spec.status;
-    if (status === undefined) return null;
-    const texts = Object.values(await this.#o.client.getAll().prefix(`${this.#o.prefix}rollout-stats/${service}/`).strings());
-    const reports = texts.map(parseReport).filter((r) => r !== null);
-    return mergeReports({ service, step: status.step, stepStartedAt: status.stepStartedAt }, spec.from, spec.to, reports);
+    return (await readStepFigures(this.#o.client, this.#o.prefix, service, spec))?.figures ?? null;
   }
 
   /** Writes the move due now, decided again on the keys as they are when written (compare-and-swap). */
