@@ -255,3 +255,18 @@ t.test('a node with two workers counts in both and takes part like any other', a
   await traffic.stop();
   t.same(traffic.failures(), [], 'no request failed');
 });
+
+t.test('a rollout written with etcdctl that names a version the service lacks moves nothing and is shown as a problem', async (t) => {
+  const f = await fleet(t);
+  await f.client.put(`${PREFIX}rollouts/web`).value(JSON.stringify({ from: 'stable', to: 'blue', steps: [10, 100] }));
+  const leader = await leaderOf(f.nodes);
+  const state = await waitFor(async () => {
+    const s = await getJson<{ errors: { key: string; message: string }[] }>(leader.adminPort, '/api/v1/state');
+    return s.errors.some((e) => e.key === `${PREFIX}rollouts/web`) ? s : null;
+  }, 'the refused move in the state errors', 15_000, 100);
+  t.match(state.errors.find((e) => e.key === `${PREFIX}rollouts/web`)?.message, /the move due cannot be written: .*blue/);
+  t.same(await f.weights(), { stable: 100, canary: 0 }, 'the weights stay');
+  t.equal((await f.rollout()).status, undefined, 'the rollout was not started');
+  await f.client.delete().key(`${PREFIX}rollouts/web`);
+  await waitFor(async () => !(await getJson<{ errors: { key: string }[] }>(leader.adminPort, '/api/v1/state')).errors.some((e) => e.key === `${PREFIX}rollouts/web`), 'the problem gone with the key', 10_000, 100);
+});

@@ -86,6 +86,21 @@ t.test('decide: failure rolls back at once; a service edited by someone else pau
   t.equal(decide(view(r), null, T0 + 100_000), null, 'no figures, no move');
 });
 
+t.test('per region: a region failing on its own fails the step, though the totals pass', async (t) => {
+  const s = running(spec({ gates: { perRegion: true } }), 1);
+  const regions = new Map([
+    ['eu-west', { to: { requests: 900, errors: 0, p99Ms: 10 }, from: { requests: 9000, errors: 90, p99Ms: 10 } }],
+    ['ap-south', { to: { requests: 100, errors: 10, p99Ms: 10 }, from: { requests: 1000, errors: 10, p99Ms: 10 } }],
+  ]);
+  const figures = { to: { requests: 1000, errors: 10, p99Ms: 10 }, from: { requests: 10000, errors: 100, p99Ms: 10 }, regions };
+  t.equal(decide(view(running(spec(), 1)), figures, T0 + 1000), null, 'judged on the totals (1 % against 1 %) it holds');
+  const failed = decide(view(s), figures, T0 + 1000) as Move;
+  t.same([failed.result, failed.weights], ['failed', { from: 100, to: 0 }]);
+  t.match(failed.reason, /^in ap-south: error rate 10.00 % above the 5.00 % ceiling/);
+  const quiet = new Map([['ap-south', { to: { requests: 10, errors: 1, p99Ms: 10 }, from: { requests: 100, errors: 0, p99Ms: 10 } }]]);
+  t.equal(decide(view(s), { ...figures, to: { requests: 1000, errors: 1, p99Ms: 10 }, regions: quiet }, T0 + 1000), null, 'a region with too few requests is not judged');
+});
+
 t.test('operator commands and the history', async (t) => {
   const s = spec();
   const r = running(s, 2);

@@ -69,6 +69,8 @@ export class RolloutNode {
   #rollouts = new Map<string, StoredRollout>();
   #problems: ConfigIssue[] = [];
   #figures = new Map<string, StepFigures>();
+  /** Why the leader cannot write a rollout's move, per service (cleared once one is written). */
+  readonly #moveProblems = new Map<string, string>();
   #lease: Lease | null = null;
   #campaign: Campaign | null = null;
   #leading = false;
@@ -122,7 +124,8 @@ export class RolloutNode {
         history: s?.history ?? [],
       };
     }
-    return { leader: this.#leading, rollouts, errors: this.#problems };
+    const refused = [...this.#moveProblems].map(([service, message]) => ({ path: `${this.#o.prefix}rollouts/${service}`, message: `the move due cannot be written: ${message}` }));
+    return { leader: this.#leading, rollouts, errors: [...this.#problems, ...refused] };
   }
 
   async close(): Promise<void> {
@@ -187,6 +190,7 @@ export class RolloutNode {
     }
     this.#rollouts = next;
     this.#problems = problems;
+    for (const service of this.#moveProblems.keys()) if (!next.has(service)) this.#moveProblems.delete(service);
     const specs = new Map([...next].map(([service, r]) => [service, r.spec]));
     this.#o.onRollouts(specs);
   }
@@ -213,7 +217,10 @@ export class RolloutNode {
     for (const [service, r] of this.#rollouts) {
       this.#countTransitions(service, r.spec, countSince);
       const status = r.spec.status;
-      if (status !== undefined && status.state !== 'running') continue;
+      if (status !== undefined && status.state !== 'running') {
+        this.#moveProblems.delete(service);
+        continue;
+      }
       const figures = status === undefined ? null : await this.#stepFigures(service, r.spec);
       if (figures !== null) this.#figures.set(service, figures);
       await this.#move(service, r, figures);
@@ -230,7 +237,10 @@ export class RolloutNode {
     const svc = (await this.#o.client.get(serviceKey).exec()).kvs[0];
     if (svc === undefined) return;
     const sameStep = (spec: RolloutSpec): boolean => spec.status?.step === r.spec.status?.step && spec.status?.stepStartedAt === r.spec.status?.stepStartedAt;
-    if (decide({ service, spec: r.spec, rolloutRevision: r.modRevision, serviceRevision: Number(svc.mod_revision) }, figures, Date.now()) === null) return;
+    if (decide({ service, spec: r.spec, rolloutRevision: r.modRevision, serviceRevision: Number(svc.mod_revision) }, figures, Date.now()) === null) {
+      this.#moveProblems.delete(service);
+      return;
+    }
     let made: Move | null = null;
     try {
       await editRollout(this.#o.client, this.#o.prefix, service, (current, stored) => {
@@ -242,9 +252,13 @@ export class RolloutNode {
       });
     } catch (err) {
       if (err instanceof NoMove) return;
-      this.#o.logger.warn({ service, err: (err as Error).message }, 'rollouts: a move could not be written; tried again next round');
+      // Refused (the rollout names a version the service lacks, say) or etcd away: shown in the state, logged once per cause.
+      const message = err instanceof ConfigError ? err.issues.map((i) => `${i.path}: ${i.message}`).join('; ') : (err as Error).message;
+      if (this.#moveProblems.get(service) !== message) this.#o.logger.warn({ service, err: message }, 'rollouts: a move cannot be written; tried again every round');
+      this.#moveProblems.set(service, message);
       return;
     }
+    this.#moveProblems.delete(service);
     const move = made as Move | null;
     if (move !== null) this.#o.logger.info({ service, result: move.result, step: move.step, weights: move.weights }, `rollout of ${service}: ${move.reason}`);
   }
