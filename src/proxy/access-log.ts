@@ -53,18 +53,14 @@ function plain(text: string | null | undefined): string {
 let isoMs = -1;
 let isoText = '';
 
-/** A time (epoch milliseconds) in ISO 8601 with milliseconds, formatted once per millisecond however many lines share it. */
-export function isoAt(ms: number): string {
-  if (ms !== isoMs) {
-    isoMs = ms;
-    isoText = new Date(ms).toISOString();
+/** The time now in ISO 8601 with milliseconds, formatted once per millisecond however many lines share it. */
+export function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
   }
   return isoText;
-}
-
-/** The time now in ISO 8601 with milliseconds. */
-export function isoNow(): string {
-  return isoAt(Date.now());
 }
 
 /** Milliseconds with three decimals (microseconds), as a JSON number; integers only, as shortest-form doubles cost more to print. */
@@ -95,19 +91,10 @@ export function formatAccessLine(r: AccessRecord, time: string): string {
  * The access log of one process: a line per request and per upgraded
  * connection, with successes (1xx-3xx) sampled and errors always written.
  * Absent (null) when `log.access` is off, so the request path pays one check.
- *
- * A request's turn only keeps its record (and the time); the lines of every
- * record kept in one turn of the event loop are formatted together right
- * after it, where the formatting code runs warm instead of between the
- * request's other work.
  */
 export class AccessLog {
   readonly #sink: LineSink;
   readonly #successSample: number;
-  #records: AccessRecord[] = [];
-  #times: number[] = [];
-  #scheduled = false;
-  readonly #formatAll = (): void => this.flush();
 
   constructor(sink: LineSink, successSample: number) {
     this.#sink = sink;
@@ -119,23 +106,8 @@ export class AccessLog {
     return status >= 400 || this.#successSample >= 1 || Math.random() < this.#successSample;
   }
 
-  /** Keeps one record for its line (the caller asked `wants` first). */
+  /** Writes one record (the caller asked `wants` first). */
   write(record: AccessRecord): void {
-    this.#records.push(record);
-    this.#times.push(Date.now());
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#formatAll);
-    }
-  }
-
-  /** Formats the kept records into lines for the sink (at the end of each turn, and before the sink closes). */
-  flush(): void {
-    this.#scheduled = false;
-    const records = this.#records;
-    const times = this.#times;
-    this.#records = [];
-    this.#times = [];
-    for (let i = 0; i < records.length; i++) this.#sink.write(formatAccessLine(records[i] as AccessRecord, isoAt(times[i] as number)));
+    this.#sink.write(formatAccessLine(record, isoNow()));
   }
 }

@@ -48,10 +48,7 @@ export function accessLogPart(config: StaticConfig, metrics: Metrics, logger: Lo
     name: 'access log',
     log,
     start: () => undefined,
-    stop: () => {
-      log.flush();
-      return writer.close(FLUSH_TIMEOUT_MS);
-    },
+    stop: () => writer.close(FLUSH_TIMEOUT_MS),
     reopen: () => writer.reopen(),
   };
 }

@@ -221,14 +221,10 @@ export class RolloutNode {
         this.#moveProblems.delete(service);
         continue;
       }
-      const figures = status === undefined ? null : await this.#stepFigures(service, r.spec);
+      const figures = (await readStepFigures(this.#o.client, this.#o.prefix, service, r.spec))?.figures ?? null;
       if (figures !== null) this.#figures.set(service, figures);
       await this.#move(service, r, figures);
     }
-  }
-
-  async #stepFigures(service: string, spec: RolloutSpec): Promise<StepFigures | null> {
-    return (await readStepFigures(this.#o.client, this.#o.prefix, service, spec))?.figures ?? null;
   }
 
   /** Writes the move due now, decided again on the keys as they are when written (compare-and-swap). */
